@@ -1,0 +1,103 @@
+// Direct all-reduce for small messages: every rank sends its whole input to
+// every other rank, and each rank reduces all N inputs itself, in rank order.
+// One network hop instead of 2(N-1), at the price of (N-1) times the data;
+// the selector uses it for small buffers only.
+//
+// Bit parity: every rank evaluates the same expression, ((x0 op x1) op x2)...,
+// with the same kernels, so the bytes match without an all-gather.
+#include <cstring>
+
+#include "algorithms/algorithm.h"
+#include "kernels/cpu/reduce.h"
+
+namespace chorus::algo {
+namespace {
+
+class DirectAllReduce final : public Task {
+ public:
+  DirectAllReduce(const CollectiveArgs& a, TaskContext& ctx) : a_(a), ctx_(ctx) {
+    n_ = ctx.size();
+    r_ = ctx.rank();
+    bytes_ = a.count * dataTypeSize(a.dtype);
+    // Slots for the other ranks' inputs, then the accumulator.
+    slots_ = ctx.scratch(bytes_ * n_ + a.count * accumulatorSize(a.dtype));
+    acc_ = slots_ + bytes_ * n_;
+    got_.assign(n_, false);
+    got_[r_] = true;
+    remaining_ = n_ - 1;
+  }
+
+  Status start() override {
+    // In place, the result overwrites the input, possibly before our sends
+    // of that input have left: send (and reduce) from a private copy.
+    const void* mine = a_.sendbuf;
+    if (a_.inPlace()) {
+      std::memcpy(slots_ + bytes_ * r_, a_.sendbuf, bytes_);
+      mine = slots_ + bytes_ * r_;
+      ownCopy_ = true;
+    }
+    for (int p = 0; p < n_; ++p)
+      if (p != r_) ctx_.send(p, 0, mine, bytes_);
+    if (remaining_ == 0) reduceAll();
+    return Status::ok();
+  }
+
+  Result<uint8_t*> recvTarget(int fromRank, uint32_t block, size_t bytes) override {
+    if (block != 0 || fromRank == r_ || got_[fromRank] || bytes != bytes_)
+      return protocolError("direct: unexpected block " + std::to_string(block) + " (" +
+                           std::to_string(bytes) + " bytes) from rank " + std::to_string(fromRank));
+    return slots_ + bytes_ * fromRank;
+  }
+
+  Status onRecv(int fromRank, uint32_t) override {
+    got_[fromRank] = true;
+    if (--remaining_ == 0) reduceAll();
+    return Status::ok();
+  }
+
+  bool haveAll() const override { return done_; }
+  bool inputModified() const override { return done_ && a_.inPlace(); }
+
+ private:
+  const void* input(int p) const {
+    return (p == r_ && !ownCopy_) ? a_.sendbuf : slots_ + bytes_ * p;
+  }
+
+  void reduceAll() {
+    if (n_ == 1) {
+      kernels::toAccumulator(a_.dtype, acc_, input(0), a_.count);
+      kernels::finalize(a_.dtype, a_.op, a_.recvbuf, acc_, a_.count, 1);
+    } else {
+      kernels::toAccumulator(a_.dtype, acc_, input(0), a_.count);
+      for (int p = 1; p < n_ - 1; ++p)
+        kernels::combine(a_.dtype, a_.op, acc_, acc_, input(p), a_.count);
+      kernels::combineFinal(a_.dtype, a_.op, a_.recvbuf, acc_, input(n_ - 1), a_.count, n_);
+    }
+    done_ = true;
+  }
+
+  CollectiveArgs a_;
+  TaskContext& ctx_;
+  int n_, r_;
+  size_t bytes_;
+  uint8_t* slots_;
+  uint8_t* acc_;
+  std::vector<bool> got_;
+  int remaining_;
+  bool done_ = false;
+  bool ownCopy_ = false;
+};
+
+std::unique_ptr<Task> makeDirect(const CollectiveArgs& a, TaskContext& ctx) {
+  return std::make_unique<DirectAllReduce>(a, ctx);
+}
+
+}  // namespace
+
+extern const AlgorithmInfo kAllReduceDirect;
+const AlgorithmInfo kAllReduceDirect = {
+    2, Collective::kAllReduce, "direct",
+    "one hop: every rank sends its input to all and reduces in rank order (small messages)",
+    makeDirect};
+
+}  // namespace chorus::algo

@@ -1,0 +1,285 @@
+/*
+ * chorus.h - the Chorus C API (C99). The only header an application needs.
+ *
+ * Chorus is a fault-tolerant collective communication library: peers may join
+ * a running job, crash or leave at any time, and the coordinator that admits
+ * them holds only soft state.
+ *
+ * Conventions
+ *  - Every function returns a chorusResult_t; chorusSuccess is 0.
+ *  - On failure, chorusGetLastError(comm) (or chorusGetLastError(NULL) for
+ *    calls without a communicator) returns a message that names the problem.
+ *  - Handles are opaque. No function keeps a pointer to caller memory after
+ *    it returns, except the buffers of an asynchronous operation, which must
+ *    stay valid until the request completes.
+ *  - Structs that may grow start with size, magic and version; initialise them
+ *    with the matching ...ParamsInit function.
+ */
+#ifndef CHORUS_H_
+#define CHORUS_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CHORUS_BUILDING_LIBRARY)
+#define CHORUS_API __attribute__((visibility("default")))
+#else
+#define CHORUS_API
+#endif
+
+#define CHORUS_MAJOR 0
+#define CHORUS_MINOR 1
+#define CHORUS_PATCH 0
+/* Encoded as major * 10000 + minor * 100 + patch. */
+#define CHORUS_VERSION_CODE (CHORUS_MAJOR * 10000 + CHORUS_MINOR * 100 + CHORUS_PATCH)
+
+/* ------------------------------------------------------------------------- */
+/* Results                                                                    */
+/* ------------------------------------------------------------------------- */
+typedef enum {
+  chorusSuccess = 0,
+  chorusInvalidArgument = 1, /* NULL pointer, unknown dtype/op, count overflow, bad params */
+  chorusInvalidUsage = 2,    /* wrong call order, or peers disagree (count, dtype, op) */
+  chorusNotInitialized = 3,  /* chorusInit was not called */
+  chorusSystemError = 4,     /* an operating-system call failed */
+  chorusInternalError = 5,   /* a bug in Chorus; please report it */
+  chorusUnavailable = 6,     /* coordinator or peer unreachable; retrying may succeed */
+  chorusAuthFailed = 7,      /* wrong run secret, or the other side failed to prove it */
+  chorusTimeout = 8,         /* a deadline passed */
+  chorusPeerLost = 9,        /* a peer failed during the operation; the communicator moved
+                                to a new epoch and the operation may be retried */
+  chorusRemoved = 10,        /* this peer is no longer a member (declared dead, or left);
+                                destroy the communicator and create a new one to rejoin */
+  chorusProtocolError = 11,  /* malformed, truncated, oversized or wrong-version message */
+  chorusDataLoss = 12,       /* data failed verification */
+  chorusOutOfMemory = 13,
+  chorusUnsupported = 14, /* valid request this build or configuration cannot serve */
+  chorusInProgress = 15,  /* asynchronous work has not finished yet */
+  chorusNumResults = 16
+} chorusResult_t;
+
+/* A static string describing a result code. Never NULL. */
+CHORUS_API const char* chorusGetErrorString(chorusResult_t result);
+
+/* ------------------------------------------------------------------------- */
+/* Library                                                                    */
+/* ------------------------------------------------------------------------- */
+/* Initialise the library. Must be called before any other function except
+ * chorusGetVersion, chorusGetErrorString and the ...ParamsInit helpers.
+ * Reference counted: each chorusInit needs one chorusFinalize. */
+CHORUS_API chorusResult_t chorusInit(void);
+/* Release library-wide resources once the last chorusInit is matched. All
+ * communicators and coordinators must have been destroyed. */
+CHORUS_API chorusResult_t chorusFinalize(void);
+/* CHORUS_VERSION_CODE of the library actually loaded. */
+CHORUS_API chorusResult_t chorusGetVersion(int* version);
+
+/* ------------------------------------------------------------------------- */
+/* Types                                                                      */
+/* ------------------------------------------------------------------------- */
+typedef enum {
+  chorusInt8 = 0,
+  chorusUint8 = 1,
+  chorusInt32 = 2,
+  chorusUint32 = 3,
+  chorusInt64 = 4,
+  chorusUint64 = 5,
+  chorusFloat16 = 6,  /* IEEE binary16; reduced in fp32 and rounded once */
+  chorusBfloat16 = 7, /* bfloat16; reduced in fp32 and rounded once */
+  chorusFloat32 = 8,
+  chorusFloat64 = 9,
+  chorusNumDataTypes = 10
+} chorusDataType_t;
+
+typedef enum {
+  chorusSum = 0,
+  chorusProd = 1,
+  chorusMax = 2,
+  chorusMin = 3,
+  chorusAvg = 4, /* sum divided by the number of contributing peers (integers: truncated) */
+  chorusNumRedOps = 5
+} chorusRedOp_t;
+
+/* Size in bytes of one element of dtype, or 0 if dtype is unknown. */
+CHORUS_API size_t chorusDataTypeSize(chorusDataType_t dtype);
+
+typedef struct chorusComm* chorusComm_t;
+typedef struct chorusRequest* chorusRequest_t;
+typedef struct chorusCoordinator* chorusCoordinator_t;
+
+/* ------------------------------------------------------------------------- */
+/* Coordinator                                                                */
+/* ------------------------------------------------------------------------- */
+#define CHORUS_COORDINATOR_PARAMS_MAGIC 0x43436F50u /* "CCoP" */
+#define CHORUS_COORDINATOR_PARAMS_VERSION 1u
+
+typedef struct {
+  size_t size;      /* sizeof(chorusCoordinatorParams_t) */
+  uint32_t magic;   /* CHORUS_COORDINATOR_PARAMS_MAGIC */
+  uint32_t version; /* CHORUS_COORDINATOR_PARAMS_VERSION */
+  /* "host:port" to listen on; port 0 picks a free port. Default "0.0.0.0:0",
+   * or CHORUS_COORDINATOR_BIND. */
+  const char* bindAddress;
+  /* Run secret peers must prove they know. Default: CHORUS_SECRET. */
+  const char* secret;
+  /* Heartbeat period peers are told to use, ms. Default 100. */
+  int heartbeatIntervalMs;
+  /* A member silent for this long is declared dead, ms. Default 1000. */
+  int failureTimeoutMs;
+  /* How long a new view may take to become ready (connections opened) before
+   * members that are not ready are removed, ms. Default 10000. */
+  int viewSetupTimeoutMs;
+  /* After a (re)start, how long to wait for the members of a running job to
+   * re-register before members that did not are removed, ms. Default 2000. */
+  int recoveryGraceMs;
+  /* 0 = auto (majority of the previous view when peers know of a standby
+   * coordinator, else any), 1 = always majority, 2 = any survivors. */
+  int quorumPolicy;
+} chorusCoordinatorParams_t;
+
+/* Fill *params with defaults (and CHORUS_* environment overrides). */
+CHORUS_API chorusResult_t chorusCoordinatorParamsInit(chorusCoordinatorParams_t* params);
+/* Start a coordinator inside this process (threads of its own). */
+CHORUS_API chorusResult_t chorusCoordinatorStart(const chorusCoordinatorParams_t* params,
+                                                 chorusCoordinator_t* coordinator);
+/* The "host:port" the coordinator listens on (the real port when 0 was asked). */
+CHORUS_API chorusResult_t chorusCoordinatorGetAddress(chorusCoordinator_t coordinator, char* buffer,
+                                                      size_t length);
+/* Stop the coordinator and free it. Peers keep running and re-register when a
+ * coordinator comes back on one of their addresses. */
+CHORUS_API chorusResult_t chorusCoordinatorStop(chorusCoordinator_t coordinator);
+
+/* ------------------------------------------------------------------------- */
+/* Communicator                                                               */
+/* ------------------------------------------------------------------------- */
+#define CHORUS_COMM_PARAMS_MAGIC 0x43436D50u /* "CCmP" */
+#define CHORUS_COMM_PARAMS_VERSION 1u
+
+typedef struct {
+  size_t size;      /* sizeof(chorusCommParams_t) */
+  uint32_t magic;   /* CHORUS_COMM_PARAMS_MAGIC */
+  uint32_t version; /* CHORUS_COMM_PARAMS_VERSION */
+  /* Coordinator "host:port", or a comma-separated list (primary first, then
+   * standbys). Default: CHORUS_COORDINATOR. Required. */
+  const char* coordinator;
+  /* Run secret (never sent on the wire; proven by HMAC challenge-response).
+   * Default: CHORUS_SECRET, else empty. */
+  const char* secret;
+  /* Peer group: peers with the same group form one job. Default "default",
+   * or CHORUS_GROUP. */
+  const char* group;
+  /* Size of the first view: the job starts when this many peers of the group
+   * have connected. A peer that arrives once the job runs waits as pending
+   * until the members call chorusUpdateMembership. Default 1, or
+   * CHORUS_EXPECTED_PEERS. */
+  int expectedPeers;
+  /* TCP connections per peer pair (transfers are striped over them).
+   * Default 1, or CHORUS_CONNECTIONS_PER_PEER. */
+  int connectionsPerPeer;
+  /* Deadline of chorusCommConnect, ms. Default 60000, or CHORUS_CONNECT_TIMEOUT_MS. */
+  int connectTimeoutMs;
+  /* Deadline of one collective once every peer has called it, ms; bounds
+   * waiting for a peer that never calls. Default 60000, or CHORUS_OP_TIMEOUT_MS. */
+  int opTimeoutMs;
+  /* Host or IP other peers use to reach this one. Default: the local address
+   * of the connection to the coordinator, or CHORUS_LISTEN_HOST. */
+  const char* listenHost;
+} chorusCommParams_t;
+
+/* Fill *params with defaults (and CHORUS_* environment overrides). */
+CHORUS_API chorusResult_t chorusCommParamsInit(chorusCommParams_t* params);
+
+/* Create a communicator handle; no network traffic yet. Strings in params are
+ * copied. */
+CHORUS_API chorusResult_t chorusCommCreate(const chorusCommParams_t* params, chorusComm_t* comm);
+/* Register with the coordinator, authenticate, wait until admitted to a view
+ * and connect to the other members. Blocks up to connectTimeoutMs. On
+ * chorusUnavailable or chorusTimeout it may be called again. */
+CHORUS_API chorusResult_t chorusCommConnect(chorusComm_t comm);
+/* Leave the group gracefully (if connected) and free the communicator.
+ * Pending requests complete with an error first. */
+CHORUS_API chorusResult_t chorusCommDestroy(chorusComm_t comm);
+
+/* Rank of this peer in the current view (0 .. worldSize-1). */
+CHORUS_API chorusResult_t chorusCommRank(chorusComm_t comm, int* rank);
+/* Number of members of the current view. */
+CHORUS_API chorusResult_t chorusCommWorldSize(chorusComm_t comm, int* worldSize);
+/* Epoch of the current view; it only grows. */
+CHORUS_API chorusResult_t chorusCommEpoch(chorusComm_t comm, uint64_t* epoch);
+/* The first asynchronous error recorded on the communicator (sticky), or
+ * chorusSuccess. */
+CHORUS_API chorusResult_t chorusCommGetAsyncError(chorusComm_t comm, chorusResult_t* asyncError);
+
+/* Message describing the last failure of a call on comm (or, with comm NULL,
+ * of the last call without a communicator on this thread). Never NULL; valid
+ * until the next call on the same communicator / thread. */
+CHORUS_API const char* chorusGetLastError(chorusComm_t comm);
+
+/* ------------------------------------------------------------------------- */
+/* Membership (dynamic peers)                                                 */
+/* ------------------------------------------------------------------------- */
+/* Joint call (every member calls it): sets *pending to the number of
+ * membership changes waiting to be applied (peers waiting to join plus
+ * members that announced they leave). Every member gets the same value, so a
+ * training loop can call chorusUpdateMembership only when it is non-zero. */
+CHORUS_API chorusResult_t chorusPeersPending(chorusComm_t comm, int* pending);
+/* Joint call: admit pending peers and remove members that announced they
+ * leave; opens the connections the new view needs. No operation may be in
+ * flight. Returns once the new view is in place on this peer. */
+CHORUS_API chorusResult_t chorusUpdateMembership(chorusComm_t comm);
+/* Local call: this peer will leave at the next chorusUpdateMembership (it
+ * then returns chorusSuccess and the communicator reports chorusRemoved). */
+CHORUS_API chorusResult_t chorusAnnounceLeave(chorusComm_t comm);
+
+/* ------------------------------------------------------------------------- */
+/* All-reduce                                                                 */
+/* ------------------------------------------------------------------------- */
+/* Filled by collectives when the caller passes a non-NULL pointer. */
+typedef struct {
+  size_t size;            /* sizeof(chorusOpInfo_t); set by the caller */
+  int contributors;       /* peers whose data the result holds */
+  int attempts;           /* tries it took (retry helpers; 1 otherwise) */
+  uint64_t epoch;         /* epoch the operation completed in */
+  uint64_t bytesSent;     /* bytes this peer put on the wire for the operation */
+  uint64_t bytesReceived; /* bytes this peer received for the operation */
+  char algorithm[24];     /* name of the algorithm that ran */
+} chorusOpInfo_t;
+
+/* Blocking all-reduce. sendbuf == recvbuf is allowed (in place). Every peer
+ * ends with bit-identical bytes in recvbuf. If the operation fails, recvbuf
+ * is undefined (and sendbuf too when in place). */
+CHORUS_API chorusResult_t chorusAllReduce(const void* sendbuf, void* recvbuf, size_t count,
+                                          chorusDataType_t dtype, chorusRedOp_t op,
+                                          chorusComm_t comm, chorusOpInfo_t* info);
+
+/* Asynchronous all-reduce. Operations are matched across peers by tag and,
+ * within a tag, by call order; concurrent operations need distinct tags
+ * (or must be issued in the same order on every peer). */
+CHORUS_API chorusResult_t chorusAllReduceAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                               chorusDataType_t dtype, chorusRedOp_t op,
+                                               uint64_t tag, chorusComm_t comm,
+                                               chorusRequest_t* request);
+
+/* All-reduce that retries in the new view when a peer is lost, up to
+ * maxAttempts tries (0 = 8). info->contributors tells how many peers the
+ * final result sums over. In-place calls copy the input first. */
+CHORUS_API chorusResult_t chorusAllReduceWithRetry(const void* sendbuf, void* recvbuf, size_t count,
+                                                   chorusDataType_t dtype, chorusRedOp_t op,
+                                                   int maxAttempts, chorusComm_t comm,
+                                                   chorusOpInfo_t* info);
+
+/* Poll a request. *done = 1 when it finished; the request is then freed,
+ * *request set to NULL and the operation's result returned. */
+CHORUS_API chorusResult_t chorusTest(chorusRequest_t* request, int* done, chorusOpInfo_t* info);
+/* Wait for a request to finish; frees it and sets *request to NULL. */
+CHORUS_API chorusResult_t chorusWait(chorusRequest_t* request, chorusOpInfo_t* info);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* CHORUS_H_ */

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything a fresh Debian 12 machine lacks to build and test Chorus.
+# Idempotent: packages already present are skipped by apt, and apt-get update
+# runs only when a package is missing.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config git
+  libasio-dev        # standalone Asio: sockets, resolver, acceptor, timers
+  libssl-dev         # OpenSSL: HMAC-SHA256 challenge-response, random nonces (later: TLS)
+  libgtest-dev       # GoogleTest
+  libcli11-dev       # CLI11: command-line parsing for the tools
+  libxxhash-dev      # xxHash: result and state hashes
+  iproute2 procps psmisc   # ip netns / ss / pkill for fault tests
+)
+# Peers we measure against in docs/PERFORMANCE.md (not needed to build or test).
+if [[ "${CHORUS_WITH_PEERS:-0}" == 1 ]]; then
+  PKGS+=(libgloo-dev openmpi-bin libopenmpi-dev iperf3)
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "[install-deps] installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "[install-deps] all packages present"
+fi

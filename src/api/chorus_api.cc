@@ -1,0 +1,539 @@
+// The C boundary. Every entry point:
+//  - checks the library is initialised and validates every argument,
+//  - runs inside guard(), which turns Status into chorusResult_t, records
+//    the message as the last error, and catches every exception so none
+//    crosses into C.
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "chorus.h"
+#include "src/core/communicator.h"
+#include "src/core/config.h"
+#include "src/core/log.h"
+#include "src/membership/coordinator.h"
+
+using chorus::Code;
+using chorus::Status;
+
+struct chorusComm {
+  static constexpr uint32_t kMagic = 0x436F6D6Du;  // "Comm"
+  uint32_t magic = kMagic;
+  std::shared_ptr<chorus::Communicator> impl;
+  std::mutex errMu;
+  std::string lastError;
+};
+
+struct chorusRequest {
+  static constexpr uint32_t kMagic = 0x52657175u;  // "Requ"
+  uint32_t magic = kMagic;
+  std::weak_ptr<chorus::Communicator> comm;
+  std::shared_ptr<chorus::OpResult> result;
+};
+
+struct chorusCoordinator {
+  static constexpr uint32_t kMagic = 0x436F6F72u;  // "Coor"
+  uint32_t magic = kMagic;
+  std::unique_ptr<chorus::membership::Coordinator> impl;
+};
+
+namespace {
+
+std::atomic<int> gInitCount{0};
+thread_local std::string tLastError;
+
+chorusResult_t toResult(Code c) {
+  switch (c) {
+    case Code::kOk:
+      return chorusSuccess;
+    case Code::kInvalidArgument:
+      return chorusInvalidArgument;
+    case Code::kFailedPrecondition:
+      return chorusInvalidUsage;
+    case Code::kNotInitialized:
+      return chorusNotInitialized;
+    case Code::kSystem:
+      return chorusSystemError;
+    case Code::kInternal:
+      return chorusInternalError;
+    case Code::kUnavailable:
+      return chorusUnavailable;
+    case Code::kUnauthenticated:
+      return chorusAuthFailed;
+    case Code::kDeadlineExceeded:
+      return chorusTimeout;
+    case Code::kAborted:
+      return chorusPeerLost;
+    case Code::kRemoved:
+      return chorusRemoved;
+    case Code::kProtocol:
+      return chorusProtocolError;
+    case Code::kDataLoss:
+      return chorusDataLoss;
+    case Code::kResourceExhausted:
+      return chorusOutOfMemory;
+    case Code::kUnimplemented:
+      return chorusUnsupported;
+    case Code::kInProgress:
+      return chorusInProgress;
+  }
+  return chorusInternalError;
+}
+
+void record(chorusComm* comm, const Status& st) {
+  if (st.isOk()) return;
+  if (comm && comm->magic == chorusComm::kMagic) {
+    std::lock_guard<std::mutex> lk(comm->errMu);
+    comm->lastError = st.message();
+  }
+  tLastError = st.message();
+}
+
+// Runs f (returning Status) with every exception mapped to a result code.
+template <typename F>
+chorusResult_t guard(chorusComm* comm, F&& f) {
+  Status st;
+  try {
+    st = f();
+  } catch (const std::bad_alloc&) {
+    st = Status(Code::kResourceExhausted, "out of memory");
+  } catch (const std::exception& e) {
+    st = Status(Code::kInternal, std::string("unexpected exception: ") + e.what());
+  } catch (...) {
+    st = Status(Code::kInternal, "unexpected exception");
+  }
+  record(comm, st);
+  return toResult(st.code());
+}
+
+Status requireInit() {
+  if (gInitCount.load() <= 0)
+    return Status(Code::kNotInitialized, "Chorus is not initialised: call chorusInit() first");
+  return Status::ok();
+}
+
+Status requireComm(chorusComm* comm) {
+  CHORUS_RETURN_IF_ERROR(requireInit());
+  if (!comm) return chorus::invalidArgument("comm is NULL");
+  if (comm->magic != chorusComm::kMagic || !comm->impl)
+    return chorus::invalidArgument("comm is not a valid communicator (destroyed?)");
+  return Status::ok();
+}
+
+Status validateReduce(const void* sendbuf, void* recvbuf, size_t count, int dtype, int op,
+                      chorus::algo::CollectiveArgs* args) {
+  if (!chorus::validDataType(dtype))
+    return chorus::invalidArgument("unknown data type " + std::to_string(dtype));
+  if (!chorus::validRedOp(op))
+    return chorus::invalidArgument("unknown reduction op " + std::to_string(op));
+  size_t elem = chorus::dataTypeSize(static_cast<chorus::DataType>(dtype));
+  if (count > SIZE_MAX / elem)
+    return chorus::invalidArgument("count " + std::to_string(count) + " times the element size " +
+                                   std::to_string(elem) + " overflows");
+  if (count > 0) {
+    if (!sendbuf) return chorus::invalidArgument("sendbuf is NULL");
+    if (!recvbuf) return chorus::invalidArgument("recvbuf is NULL");
+    size_t bytes = count * elem;
+    auto s = reinterpret_cast<uintptr_t>(sendbuf), r = reinterpret_cast<uintptr_t>(recvbuf);
+    if (s != r && s < r + bytes && r < s + bytes)
+      return chorus::invalidArgument(
+          "sendbuf and recvbuf overlap without being equal (in place needs sendbuf == recvbuf)");
+  }
+  args->collective = chorus::algo::Collective::kAllReduce;
+  args->sendbuf = sendbuf;
+  args->recvbuf = recvbuf;
+  args->count = count;
+  args->dtype = static_cast<chorus::DataType>(dtype);
+  args->op = static_cast<chorus::RedOp>(op);
+  return Status::ok();
+}
+
+void fillInfo(chorusOpInfo_t* out, const chorus::OpInfo& in) {
+  if (!out) return;
+  out->contributors = in.contributors;
+  out->attempts = in.attempts;
+  out->epoch = in.epoch;
+  out->bytesSent = in.bytesSent;
+  out->bytesReceived = in.bytesReceived;
+  std::strncpy(out->algorithm, in.algorithm.c_str(), sizeof(out->algorithm) - 1);
+  out->algorithm[sizeof(out->algorithm) - 1] = '\0';
+}
+
+Status checkInfo(const chorusOpInfo_t* info) {
+  if (info && info->size < sizeof(chorusOpInfo_t))
+    return chorus::invalidArgument(
+        "info->size must be set to sizeof(chorusOpInfo_t) before the call");
+  return Status::ok();
+}
+
+}  // namespace
+
+extern "C" {
+
+CHORUS_API const char* chorusGetErrorString(chorusResult_t r) {
+  switch (r) {
+    case chorusSuccess:
+      return "success";
+    case chorusInvalidArgument:
+      return "invalid argument";
+    case chorusInvalidUsage:
+      return "invalid usage";
+    case chorusNotInitialized:
+      return "library not initialised";
+    case chorusSystemError:
+      return "system error";
+    case chorusInternalError:
+      return "internal error";
+    case chorusUnavailable:
+      return "unavailable (coordinator or peer unreachable)";
+    case chorusAuthFailed:
+      return "authentication failed";
+    case chorusTimeout:
+      return "timed out";
+    case chorusPeerLost:
+      return "peer lost (operation may be retried in the new view)";
+    case chorusRemoved:
+      return "this peer is no longer a member of the group";
+    case chorusProtocolError:
+      return "protocol error (malformed or incompatible message)";
+    case chorusDataLoss:
+      return "data loss";
+    case chorusOutOfMemory:
+      return "out of memory";
+    case chorusUnsupported:
+      return "unsupported";
+    case chorusInProgress:
+      return "in progress";
+    default:
+      return "unknown result code";
+  }
+}
+
+CHORUS_API chorusResult_t chorusInit(void) {
+  return guard(nullptr, [] {
+    gInitCount.fetch_add(1);
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusFinalize(void) {
+  return guard(nullptr, [] {
+    int prev = gInitCount.load();
+    while (prev > 0 && !gInitCount.compare_exchange_weak(prev, prev - 1)) {
+    }
+    if (prev <= 0) return Status(Code::kNotInitialized, "chorusFinalize without chorusInit");
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusGetVersion(int* version) {
+  return guard(nullptr, [&] {
+    if (!version) return chorus::invalidArgument("version is NULL");
+    *version = CHORUS_VERSION_CODE;
+    return Status::ok();
+  });
+}
+
+CHORUS_API size_t chorusDataTypeSize(chorusDataType_t dtype) {
+  if (!chorus::validDataType(dtype)) return 0;
+  return chorus::dataTypeSize(static_cast<chorus::DataType>(dtype));
+}
+
+CHORUS_API const char* chorusGetLastError(chorusComm_t comm) {
+  if (comm && comm->magic == chorusComm::kMagic) {
+    std::lock_guard<std::mutex> lk(comm->errMu);
+    // Copy into thread-local storage so the pointer stays valid for the caller.
+    tLastError = comm->lastError;
+  }
+  return tLastError.c_str();
+}
+
+// ---- coordinator ----------------------------------------------------------
+
+CHORUS_API chorusResult_t chorusCoordinatorParamsInit(chorusCoordinatorParams_t* params) {
+  return guard(nullptr, [&] {
+    if (!params) return chorus::invalidArgument("params is NULL");
+    chorus::fillCoordinatorDefaults(params);
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCoordinatorStart(const chorusCoordinatorParams_t* params,
+                                                 chorusCoordinator_t* coordinator) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireInit());
+    if (!params) return chorus::invalidArgument("params is NULL");
+    if (!coordinator) return chorus::invalidArgument("coordinator is NULL");
+    *coordinator = nullptr;
+    CHORUS_ASSIGN_OR_RETURN(chorus::CoordinatorConfig cfg,
+                            chorus::coordinatorConfigFromParams(params));
+    CHORUS_ASSIGN_OR_RETURN(auto impl, chorus::membership::Coordinator::start(cfg));
+    auto* c = new chorusCoordinator();
+    c->impl = std::move(impl);
+    *coordinator = c;
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCoordinatorGetAddress(chorusCoordinator_t coordinator, char* buffer,
+                                                      size_t length) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireInit());
+    if (!coordinator || coordinator->magic != chorusCoordinator::kMagic)
+      return chorus::invalidArgument("coordinator is not a valid handle");
+    if (!buffer) return chorus::invalidArgument("buffer is NULL");
+    std::string addr = coordinator->impl->address().toString();
+    if (length < addr.size() + 1)
+      return chorus::invalidArgument("buffer of " + std::to_string(length) +
+                                     " bytes is too small for '" + addr + "'");
+    std::memcpy(buffer, addr.c_str(), addr.size() + 1);
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCoordinatorStop(chorusCoordinator_t coordinator) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireInit());
+    if (!coordinator || coordinator->magic != chorusCoordinator::kMagic)
+      return chorus::invalidArgument("coordinator is not a valid handle");
+    coordinator->impl->stop();
+    coordinator->magic = 0;
+    delete coordinator;
+    return Status::ok();
+  });
+}
+
+// ---- communicator ---------------------------------------------------------
+
+CHORUS_API chorusResult_t chorusCommParamsInit(chorusCommParams_t* params) {
+  return guard(nullptr, [&] {
+    if (!params) return chorus::invalidArgument("params is NULL");
+    chorus::fillCommDefaults(params);
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCommCreate(const chorusCommParams_t* params, chorusComm_t* comm) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireInit());
+    if (!params) return chorus::invalidArgument("params is NULL");
+    if (!comm) return chorus::invalidArgument("comm is NULL");
+    *comm = nullptr;
+    CHORUS_ASSIGN_OR_RETURN(chorus::CommConfig cfg, chorus::commConfigFromParams(params));
+    CHORUS_ASSIGN_OR_RETURN(auto impl, chorus::Communicator::create(cfg));
+    auto* c = new chorusComm();
+    c->impl = std::move(impl);
+    *comm = c;
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCommConnect(chorusComm_t comm) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    return comm->impl->connect();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCommDestroy(chorusComm_t comm) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    comm->impl->shutdown();
+    comm->magic = 0;
+    delete comm;
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCommRank(chorusComm_t comm, int* rank) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!rank) return chorus::invalidArgument("rank is NULL");
+    *rank = comm->impl->rank();
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCommWorldSize(chorusComm_t comm, int* worldSize) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!worldSize) return chorus::invalidArgument("worldSize is NULL");
+    *worldSize = comm->impl->worldSize();
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCommEpoch(chorusComm_t comm, uint64_t* epoch) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!epoch) return chorus::invalidArgument("epoch is NULL");
+    *epoch = comm->impl->epoch();
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCommGetAsyncError(chorusComm_t comm, chorusResult_t* asyncError) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!asyncError) return chorus::invalidArgument("asyncError is NULL");
+    Status st = comm->impl->asyncError();
+    *asyncError = toResult(st.code());
+    if (!st.isOk()) record(comm, st);
+    return Status::ok();
+  });
+}
+
+// ---- membership -----------------------------------------------------------
+
+CHORUS_API chorusResult_t chorusPeersPending(chorusComm_t comm, int* pending) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!pending) return chorus::invalidArgument("pending is NULL");
+    CHORUS_ASSIGN_OR_RETURN(*pending, comm->impl->peersPending());
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusUpdateMembership(chorusComm_t comm) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    return comm->impl->updateMembership();
+  });
+}
+
+CHORUS_API chorusResult_t chorusAnnounceLeave(chorusComm_t comm) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    return comm->impl->announceLeave();
+  });
+}
+
+// ---- all-reduce -------------------------------------------------------------
+
+CHORUS_API chorusResult_t chorusAllReduce(const void* sendbuf, void* recvbuf, size_t count,
+                                          chorusDataType_t dtype, chorusRedOp_t op,
+                                          chorusComm_t comm, chorusOpInfo_t* info) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    CHORUS_RETURN_IF_ERROR(checkInfo(info));
+    chorus::algo::CollectiveArgs args;
+    CHORUS_RETURN_IF_ERROR(validateReduce(sendbuf, recvbuf, count, dtype, op, &args));
+    chorus::OpInfo oi;
+    Status st = comm->impl->allReduce(args, &oi);
+    fillInfo(info, oi);
+    return st;
+  });
+}
+
+CHORUS_API chorusResult_t chorusAllReduceAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                               chorusDataType_t dtype, chorusRedOp_t op,
+                                               uint64_t tag, chorusComm_t comm,
+                                               chorusRequest_t* request) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!request) return chorus::invalidArgument("request is NULL");
+    *request = nullptr;
+    if (tag & chorus::kInternalTagBit)
+      return chorus::invalidArgument("tags with the top bit set are reserved for Chorus");
+    chorus::algo::CollectiveArgs args;
+    CHORUS_RETURN_IF_ERROR(validateReduce(sendbuf, recvbuf, count, dtype, op, &args));
+    CHORUS_ASSIGN_OR_RETURN(auto r, comm->impl->allReduceAsync(args, tag));
+    auto* req = new chorusRequest();
+    req->comm = comm->impl;
+    req->result = std::move(r);
+    *request = req;
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusAllReduceWithRetry(const void* sendbuf, void* recvbuf, size_t count,
+                                                   chorusDataType_t dtype, chorusRedOp_t op,
+                                                   int maxAttempts, chorusComm_t comm,
+                                                   chorusOpInfo_t* info) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    CHORUS_RETURN_IF_ERROR(checkInfo(info));
+    if (maxAttempts < 0) return chorus::invalidArgument("maxAttempts must not be negative");
+    if (maxAttempts == 0) maxAttempts = 8;
+    chorus::algo::CollectiveArgs args;
+    CHORUS_RETURN_IF_ERROR(validateReduce(sendbuf, recvbuf, count, dtype, op, &args));
+    // In place, a failed attempt may have overwritten the input: keep a copy.
+    std::vector<uint8_t> saved;
+    if (args.inPlace() && count > 0) {
+      size_t bytes = count * chorus::dataTypeSize(args.dtype);
+      saved.assign(static_cast<const uint8_t*>(sendbuf),
+                   static_cast<const uint8_t*>(sendbuf) + bytes);
+      args.sendbuf = saved.data();
+    }
+    Status st;
+    chorus::OpInfo oi;
+    int attempt = 0;
+    for (; attempt < maxAttempts; ++attempt) {
+      st = comm->impl->allReduce(args, &oi);
+      if (st.code() != Code::kAborted) break;
+      LOG_INFO("all-reduce attempt " << attempt + 1 << " failed (" << st.message()
+                                     << "); retrying in the new view");
+    }
+    oi.attempts = attempt < maxAttempts ? attempt + 1 : maxAttempts;
+    fillInfo(info, oi);
+    return st;
+  });
+}
+
+CHORUS_API chorusResult_t chorusTest(chorusRequest_t* request, int* done, chorusOpInfo_t* info) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireInit());
+    CHORUS_RETURN_IF_ERROR(checkInfo(info));
+    if (!request || !*request) return chorus::invalidArgument("request is NULL");
+    if (!done) return chorus::invalidArgument("done is NULL");
+    chorusRequest* req = *request;
+    if (req->magic != chorusRequest::kMagic)
+      return chorus::invalidArgument("request is not a valid handle (already completed?)");
+    bool finished = req->result->finished.load(std::memory_order_acquire);
+    if (!finished) {
+      auto comm = req->comm.lock();
+      if (comm) finished = comm->test(req->result);
+    }
+    *done = finished ? 1 : 0;
+    if (!finished) return Status::ok();
+    Status st = req->result->status;
+    fillInfo(info, req->result->info);
+    req->magic = 0;
+    delete req;
+    *request = nullptr;
+    return st;
+  });
+}
+
+CHORUS_API chorusResult_t chorusWait(chorusRequest_t* request, chorusOpInfo_t* info) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireInit());
+    CHORUS_RETURN_IF_ERROR(checkInfo(info));
+    if (!request || !*request) return chorus::invalidArgument("request is NULL");
+    chorusRequest* req = *request;
+    if (req->magic != chorusRequest::kMagic)
+      return chorus::invalidArgument("request is not a valid handle (already completed?)");
+    Status st;
+    chorus::OpInfo oi;
+    auto comm = req->comm.lock();
+    if (comm) {
+      st = comm->wait(req->result, &oi);
+    } else if (req->result->finished.load(std::memory_order_acquire)) {
+      st = req->result->status;
+      oi = req->result->info;
+    } else {
+      st = chorus::aborted("the communicator was destroyed");
+    }
+    fillInfo(info, oi);
+    req->magic = 0;
+    delete req;
+    *request = nullptr;
+    return st;
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,1128 @@
+#include "src/core/communicator.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "src/core/log.h"
+#include "src/core/system.h"
+#include "transports/tcp/transport.h"
+
+namespace chorus {
+
+using membership::ControlEvent;
+
+namespace {
+constexpr size_t kMaxUnexpectedBytes = size_t{4} << 30;
+constexpr size_t kMaxAbortMessage = 4096;
+constexpr size_t kScratchPoolBuffers = 4;
+
+std::string peerList(const std::vector<uint64_t>& ids) {
+  std::string s;
+  for (uint64_t id : ids) s += (s.empty() ? "" : ", ") + std::to_string(id);
+  return s;
+}
+}  // namespace
+
+bool Communicator::PeerLink::complete() const {
+  if (expected <= 0 || static_cast<int>(streams.size()) < expected) return false;
+  for (int i = 0; i < expected; ++i)
+    if (!streams[i] || !streams[i]->isOpen()) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Construction, connect, shutdown
+// ---------------------------------------------------------------------------
+
+Result<std::shared_ptr<Communicator>> Communicator::create(const CommConfig& cfg) {
+  std::shared_ptr<Communicator> c(new Communicator(cfg));
+  CHORUS_RETURN_IF_ERROR(c->init());
+  return c;
+}
+
+Communicator::Communicator(const CommConfig& cfg)
+    : cfg_(cfg), peerId_(randomU64() | 1), hostId_(hostIdentity()) {
+  int seg = envIntOr("CHORUS_SEGMENT_BYTES", 512 << 10);
+  if (seg < 4096) seg = 4096;
+  if (seg > (16 << 20)) seg = 16 << 20;
+  segmentBytes_ = static_cast<size_t>(seg);
+}
+
+Status Communicator::init() {
+  auto sel = algo::Selector::create(cfg_.algorithm);
+  if (!sel.isOk()) return sel.status();
+  selector_ = std::move(sel).value();
+  int spinUs = cfg_.spinUs >= 0 ? cfg_.spinUs : 50;
+  return engine_.init(this, spinUs);
+}
+
+Communicator::~Communicator() {
+  shutdown();
+}
+
+Status Communicator::connect() {
+  {
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    switch (state_) {
+      case State::kMember:
+        return failedPrecondition("communicator is already connected");
+      case State::kRemoved:
+      case State::kLeft:
+        return fatal_;
+      case State::kClosed:
+        return failedPrecondition("communicator was destroyed");
+      default:
+        break;
+    }
+    state_ = State::kConnecting;
+    fatal_ = Status::ok();
+    linkStatus_ = Status::ok();
+  }
+  client_ = std::make_unique<membership::MembershipClient>(cfg_, peerId_, hostId_, this);
+  Status st = client_->start();
+  if (!st.isOk()) {
+    client_->stop(0);
+    client_.reset();
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    state_ = State::kCreated;
+    return st;
+  }
+  engine_.startThread();
+  Deadline deadline = Deadline::afterMs(cfg_.connectTimeoutMs);
+  engine_.driveUntil([&] { return state_ == State::kMember || !fatal_.isOk(); }, deadline);
+
+  Status result;
+  {
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    if (state_ == State::kMember) {
+      LOG_INFO("connected: rank " << myRank_ << " of " << committed_.size() << ", epoch "
+                                  << committed_.epoch);
+      return Status::ok();
+    }
+    if (!fatal_.isOk()) {
+      result = fatal_;
+    } else if (!linkStatus_.isOk()) {
+      result = unavailable(linkStatus_.message() + " (gave up after " +
+                           std::to_string(cfg_.connectTimeoutMs) + " ms)");
+    } else {
+      result = deadlineExceeded("not admitted to group '" + cfg_.group + "' within " +
+                                std::to_string(cfg_.connectTimeoutMs) +
+                                " ms (the coordinator is waiting for more peers, or the job is "
+                                "running and its members have not called "
+                                "chorusUpdateMembership)");
+    }
+  }
+  // Undo the attempt so connect() can be called again.
+  engine_.stopThread();
+  client_->stop(0);
+  {
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    std::vector<uint64_t> peers;
+    for (auto& [id, l] : links_) peers.push_back(id);
+    for (uint64_t id : peers) closeLink(id);
+    graveyard_.clear();
+    proposal_.reset();
+    frozen_ = false;
+    committed_ = View();
+    state_ = (result.code() == Code::kRemoved) ? State::kRemoved : State::kCreated;
+  }
+  client_.reset();
+  return result;
+}
+
+void Communicator::shutdown() {
+  bool hadClient;
+  {
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    if (state_ == State::kClosed && !client_) return;
+    if (state_ == State::kMember && client_ && client_->linkUp()) {
+      control::EpochOnly e{committed_.epoch};
+      client_->send(control::Type::kLeaveNow, e.encode());
+    }
+    failAllOps(aborted("the communicator was destroyed"));
+    state_ = State::kClosed;
+    hadClient = client_ != nullptr;
+  }
+  engine_.stopThread();
+  if (hadClient) client_->stop(200);
+  {
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    std::vector<uint64_t> peers;
+    for (auto& [id, l] : links_) peers.push_back(id);
+    for (uint64_t id : peers) closeLink(id);
+    graveyard_.clear();
+    reapFinished();
+    ops_.clear();
+    unexpected_.clear();
+  }
+  // Sockets were bound to the client's io_context: destroy it last.
+  client_.reset();
+}
+
+int Communicator::rank() {
+  std::lock_guard<std::mutex> lk(engine_.mutex());
+  return myRank_;
+}
+
+int Communicator::worldSize() {
+  std::lock_guard<std::mutex> lk(engine_.mutex());
+  return committed_.size();
+}
+
+uint64_t Communicator::epoch() {
+  std::lock_guard<std::mutex> lk(engine_.mutex());
+  return committed_.epoch;
+}
+
+Status Communicator::asyncError() {
+  std::lock_guard<std::mutex> lk(engine_.mutex());
+  return asyncErr_;
+}
+
+Status Communicator::checkUsable() {
+  switch (state_) {
+    case State::kMember:
+      return Status::ok();
+    case State::kCreated:
+    case State::kConnecting:
+      return failedPrecondition("communicator is not connected: call chorusCommConnect first");
+    case State::kRemoved:
+    case State::kLeft:
+      return fatal_;
+    case State::kClosed:
+      return fatal_.isOk() ? failedPrecondition("communicator was destroyed") : fatal_;
+  }
+  return internalError("bad communicator state");
+}
+
+// ---------------------------------------------------------------------------
+// Public collectives
+// ---------------------------------------------------------------------------
+
+Status Communicator::allReduce(const algo::CollectiveArgs& args, OpInfo* info) {
+  return blockingOp(args, 0, info);
+}
+
+Status Communicator::blockingOp(const algo::CollectiveArgs& args, uint64_t tag, OpInfo* info) {
+  std::shared_ptr<OpResult> r;
+  {
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    CHORUS_RETURN_IF_ERROR(checkUsable());
+    CHORUS_ASSIGN_OR_RETURN(r, submit(args, tag));
+  }
+  return wait(r, info);
+}
+
+Result<std::shared_ptr<OpResult>> Communicator::allReduceAsync(const algo::CollectiveArgs& args,
+                                                               uint64_t tag) {
+  std::shared_ptr<OpResult> r;
+  {
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    CHORUS_RETURN_IF_ERROR(checkUsable());
+    CHORUS_ASSIGN_OR_RETURN(r, submit(args, tag));
+  }
+  engine_.wake();
+  return r;
+}
+
+Status Communicator::wait(const std::shared_ptr<OpResult>& r, OpInfo* info) {
+  if (!r->finished.load(std::memory_order_acquire))
+    engine_.driveUntil([&] { return r->finished.load(std::memory_order_acquire); },
+                       Deadline::never());
+  if (info) *info = r->info;
+  return r->status;
+}
+
+bool Communicator::test(const std::shared_ptr<OpResult>& r) {
+  if (r->finished.load(std::memory_order_acquire)) return true;
+  engine_.pollOnce();
+  return r->finished.load(std::memory_order_acquire);
+}
+
+// ---------------------------------------------------------------------------
+// Operations (engine lock held)
+// ---------------------------------------------------------------------------
+
+Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArgs& args,
+                                                       uint64_t tag) {
+  OpKey key{tag, nextSeq_[tag]++};
+  auto r = std::make_shared<OpResult>();
+  auto owned = std::make_unique<Op>(*this, key, args, r);
+  Op* op = owned.get();
+  op->deadline = Deadline::afterMs(cfg_.opTimeoutMs);
+  ops_.emplace(key, std::move(owned));
+  auto failed = failedKeys_.find(key);
+  if (failed != failedKeys_.end()) {
+    failedKeys_.erase(failed);
+    op->peers_.resize(committed_.size());
+    finishOp(op, aborted("a peer was lost before this operation started here " + key.toString() +
+                         "; the other members failed it, so it fails here too; "
+                         "retry in the new view (epoch " +
+                         std::to_string(committed_.epoch) + ")"));
+    return r;
+  }
+  if (proposal_) {
+    op->state = OpState::kQueued;  // starts when the view change commits
+  } else {
+    startOp(op);
+  }
+  return r;
+}
+
+void Communicator::startOp(Op* op) {
+  op->epoch = committed_.epoch;
+  op->rank_ = myRank_;
+  op->peers_.clear();
+  for (const Member& m : committed_.members) op->peers_.push_back(m.peerId);
+  const int n = committed_.size();
+  size_t bytes = op->args.count * dataTypeSize(op->args.dtype);
+  op->algo = selector_.select(op->args.collective, bytes, n);
+  op->desc = makeDescriptor(op->args, op->algo->id);
+  op->doneFrom.assign(n, 0);
+  op->donesReceived = 0;
+  op->doneSent = false;
+  op->sendsOutstanding = 0;
+  op->attempts += 1;
+  op->state = OpState::kRunning;
+  if (op->args.count == 0) {
+    finishOp(op, Status::ok());
+    return;
+  }
+  op->task = op->algo->factory(op->args, *op);
+  Status st = op->task->start();
+  if (!st.isOk()) {
+    finishOp(op, st);
+    return;
+  }
+  deliverUnexpected(op);
+  checkOp(op);
+}
+
+void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data, size_t bytes) {
+  auto it = links_.find(op.peers_[toRank]);
+  if (it == links_.end() || it->second.streams.empty()) return;  // link lost: view change pending
+  auto& streams = it->second.streams;
+  transport::Connection* conn = streams[block % streams.size()].get();
+  if (!conn || !conn->isOpen()) return;
+  frame::Header h;
+  h.type = frame::Type::kData;
+  h.length = static_cast<uint32_t>(bytes);
+  h.block = block;
+  h.epoch = op.epoch;
+  h.tag = op.key.tag;
+  h.seq = op.key.seq;
+  h.desc = op.desc;
+  conn->postSend(h, data, &op, 0);
+  ++op.sendsOutstanding;
+  op.bytesSent += bytes;
+  sendPending_.insert(conn);
+}
+
+void Communicator::checkOp(Op* op) {
+  if (op->state != OpState::kRunning || !op->task || !op->task->haveAll()) return;
+  const int n = op->size();
+  if (cfg_.uniformOutcome && n > 1) {
+    if (!op->doneSent) {
+      op->doneSent = true;
+      frame::Header h;
+      h.type = frame::Type::kDone;
+      h.epoch = op->epoch;
+      h.tag = op->key.tag;
+      h.seq = op->key.seq;
+      h.desc = op->desc;
+      for (int r = 0; r < n; ++r) {
+        if (r == op->rank_) continue;
+        auto it = links_.find(op->peers_[r]);
+        if (it == links_.end() || it->second.streams.empty() || !it->second.streams[0]) continue;
+        it->second.streams[0]->postSend(h, nullptr, nullptr, 0);
+        sendPending_.insert(it->second.streams[0].get());
+      }
+    }
+    if (op->donesReceived < n - 1) return;
+  }
+  if (op->sendsOutstanding > 0) return;
+  finishOp(op, Status::ok());
+}
+
+void Communicator::finishOp(Op* op, Status st) {
+  if (op->state == OpState::kFinished) return;
+  for (auto& [id, link] : links_)
+    for (auto& c : link.streams)
+      if (c) {
+        c->cancelSends(op);
+        c->detachReceives(op);
+      }
+  OpInfo& info = op->result->info;
+  info.contributors = static_cast<int>(op->peers_.size());
+  info.attempts = op->attempts;
+  info.epoch = op->epoch;
+  info.bytesSent = op->bytesSent;
+  info.bytesReceived = op->bytesReceived;
+  info.algorithm = op->algo ? op->algo->name : "";
+  op->result->status = std::move(st);
+  op->state = OpState::kFinished;
+  auto it = ops_.find(op->key);
+  if (it != ops_.end() && it->second.get() == op) {
+    finished_.push_back(std::move(it->second));
+    ops_.erase(it);
+  }
+  op->result->finished.store(true, std::memory_order_release);
+}
+
+void Communicator::failAllOps(const Status& st) {
+  std::vector<Op*> all;
+  for (auto& [k, op] : ops_) all.push_back(op.get());
+  for (Op* op : all) finishOp(op, st);
+}
+
+void Communicator::reapFinished() {
+  for (auto& op : finished_) freeUnexpected(op->key);
+  finished_.clear();
+}
+
+Op* Communicator::findOp(const OpKey& key) {
+  auto it = ops_.find(key);
+  return it == ops_.end() ? nullptr : it->second.get();
+}
+
+bool Communicator::keyFinished(const OpKey& key) const {
+  auto it = nextSeq_.find(key.tag);
+  uint64_t next = it == nextSeq_.end() ? 0 : it->second;
+  return key.seq < next && ops_.find(key) == ops_.end();
+}
+
+void Communicator::freeUnexpected(const OpKey& key) {
+  auto it = unexpected_.find(key);
+  if (it == unexpected_.end()) return;
+  for (auto& u : it->second) {
+    for (auto& [id, link] : links_)
+      for (auto& c : link.streams)
+        if (c) c->detachReceives(u.get());
+    unexpectedBytes_ -= u->data.size();
+  }
+  unexpected_.erase(it);
+}
+
+void Communicator::dropUnexpectedBefore(uint64_t epoch) {
+  for (auto it = unexpected_.begin(); it != unexpected_.end();) {
+    auto& vec = it->second;
+    for (size_t i = 0; i < vec.size();) {
+      if (vec[i]->h.epoch < epoch) {
+        for (auto& [id, link] : links_)
+          for (auto& c : link.streams)
+            if (c) c->detachReceives(vec[i].get());
+        unexpectedBytes_ -= vec[i]->data.size();
+        vec.erase(vec.begin() + i);
+      } else {
+        ++i;
+      }
+    }
+    it = vec.empty() ? unexpected_.erase(it) : std::next(it);
+  }
+}
+
+bool Communicator::deliverData(Op* op, uint64_t fromPeer, const frame::Header& h,
+                               const uint8_t* payload) {
+  int from = op->rankOf(fromPeer);
+  if (from < 0) return true;
+  if (h.desc != op->desc) {
+    abortOpEverywhere(
+        op, failedPrecondition("peers disagree on operation " + op->key.toString() +
+                               ": this peer (rank " + std::to_string(op->rank_) + ") called " +
+                               describeDescriptor(op->desc) + ", rank " + std::to_string(from) +
+                               " called " + describeDescriptor(h.desc)));
+    return false;
+  }
+  auto target = op->task->recvTarget(from, h.block, h.length);
+  if (!target.isOk()) {
+    abortOpEverywhere(op, target.status());
+    return false;
+  }
+  if (h.length) std::memcpy(target.value(), payload, h.length);
+  op->bytesReceived += h.length;
+  Status st = op->task->onRecv(from, h.block);
+  if (!st.isOk()) {
+    abortOpEverywhere(op, st);
+    return false;
+  }
+  checkOp(op);
+  return true;
+}
+
+void Communicator::onDone(Op* op, uint64_t fromPeer) {
+  int r = op->rankOf(fromPeer);
+  if (r < 0 || op->doneFrom[r]) return;
+  op->doneFrom[r] = 1;
+  ++op->donesReceived;
+  checkOp(op);
+}
+
+void Communicator::deliverUnexpected(Op* op) {
+  auto it = unexpected_.find(op->key);
+  if (it == unexpected_.end()) return;
+  // Take the entries out first: delivering may finish the operation.
+  auto entries = std::move(it->second);
+  unexpected_.erase(it);
+  std::vector<std::unique_ptr<Unexpected>> keep;
+  for (auto& u : entries) {
+    bool usable = op->state == OpState::kRunning && u->complete && u->h.epoch == op->epoch;
+    if (!usable) {
+      if (u->h.epoch > op->epoch || !u->complete) {
+        keep.push_back(std::move(u));  // a later epoch's, or still arriving
+      } else {
+        unexpectedBytes_ -= u->data.size();
+      }
+      continue;
+    }
+    unexpectedBytes_ -= u->data.size();
+    switch (u->h.type) {
+      case frame::Type::kData:
+        deliverData(op, u->peerId, u->h, u->data.data());
+        break;
+      case frame::Type::kDone:
+        onDone(op, u->peerId);
+        break;
+      case frame::Type::kAbort:
+        finishOp(
+            op, Status(static_cast<Code>(u->h.block), std::string(u->data.begin(), u->data.end())));
+        break;
+      default:
+        break;
+    }
+  }
+  if (!keep.empty()) {
+    auto& slot = unexpected_[op->key];
+    for (auto& u : keep) slot.push_back(std::move(u));
+  }
+}
+
+void Communicator::abortOpEverywhere(Op* op, const Status& st) {
+  // Tell the other members so they fail the same operation instead of
+  // waiting for its deadline.
+  std::string msg = st.message().substr(0, kMaxAbortMessage);
+  frame::Header h;
+  h.type = frame::Type::kAbort;
+  h.length = static_cast<uint32_t>(msg.size());
+  h.block = static_cast<uint32_t>(st.code());
+  h.epoch = op->epoch;
+  h.tag = op->key.tag;
+  h.seq = op->key.seq;
+  h.desc = op->desc;
+  for (int r = 0; r < op->size(); ++r) {
+    if (r == op->rank_) continue;
+    auto it = links_.find(op->peers_[r]);
+    if (it == links_.end() || it->second.streams.empty() || !it->second.streams[0]) continue;
+    it->second.streams[0]->postSendCopy(h, msg.data());
+    sendPending_.insert(it->second.streams[0].get());
+  }
+  LOG_WARN("operation " << op->key.toString() << " failed: " << st.toString());
+  finishOp(op, st);
+}
+
+// ---------------------------------------------------------------------------
+// Frames (engine lock held; called from Connection::progress)
+// ---------------------------------------------------------------------------
+
+transport::RecvTarget Communicator::onHeader(transport::Connection& c, const frame::Header& h) {
+  switch (h.type) {
+    case frame::Type::kData: {
+      if (h.epoch < committed_.epoch) return {};  // stale epoch
+      OpKey key{h.tag, h.seq};
+      Op* op = findOp(key);
+      if (op && op->state == OpState::kRunning && op->epoch == h.epoch) {
+        int from = op->rankOf(c.peerId());
+        if (from < 0) return {};
+        if (h.desc != op->desc) {
+          abortOpEverywhere(
+              op, failedPrecondition(
+                      "peers disagree on operation " + key.toString() + ": this peer (rank " +
+                      std::to_string(op->rank_) + ") called " + describeDescriptor(op->desc) +
+                      ", rank " + std::to_string(from) + " called " + describeDescriptor(h.desc)));
+          return {};
+        }
+        auto target = op->task->recvTarget(from, h.block, h.length);
+        if (!target.isOk()) {
+          abortOpEverywhere(op, target.status());
+          return {};
+        }
+        return {target.value(), op};
+      }
+      if (op && (h.epoch < op->epoch || (h.epoch == op->epoch && op->state != OpState::kQueued)))
+        return {};  // frozen or stale
+      if (!op && keyFinished(key)) return {};
+      if (unexpectedBytes_ + h.length > kMaxUnexpectedBytes) {
+        LOG_ERROR("dropping a frame: more than " << (kMaxUnexpectedBytes >> 20)
+                                                 << " MiB arrived for operations not started here");
+        if (asyncErr_.isOk())
+          asyncErr_ = resourceExhausted("too much data arrived for operations not started here");
+        return {};
+      }
+      auto u = std::make_unique<Unexpected>();
+      u->h = h;
+      u->peerId = c.peerId();
+      u->data.resize(h.length);
+      unexpectedBytes_ += h.length;
+      transport::RecvTarget t{u->data.data(), u.get()};
+      if (h.length == 0) t.ptr = reinterpret_cast<uint8_t*>(u.get());  // non-null marker
+      unexpected_[key].push_back(std::move(u));
+      return t;
+    }
+    case frame::Type::kAbort:
+      if (h.length > kMaxAbortMessage) return {};
+      abortBuf_.resize(h.length);
+      return {abortBuf_.data(), &abortBuf_};
+    default:
+      return {};  // DONE carries no payload; PING/PONG unused here
+  }
+}
+
+void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
+                           const transport::RecvTarget& t) {
+  OpKey key{h.tag, h.seq};
+  switch (h.type) {
+    case frame::Type::kData: {
+      if (!t.ptr) return;
+      Op* op = findOp(key);
+      if (op && t.owner == op) {
+        op->bytesReceived += h.length;
+        Status st = op->task->onRecv(op->rankOf(c.peerId()), h.block);
+        if (!st.isOk()) {
+          abortOpEverywhere(op, st);
+          return;
+        }
+        checkOp(op);
+        return;
+      }
+      auto* u = static_cast<Unexpected*>(const_cast<void*>(t.owner));
+      u->complete = true;
+      if (op && op->state == OpState::kRunning && op->epoch == h.epoch) deliverUnexpected(op);
+      return;
+    }
+    case frame::Type::kDone: {
+      if (h.epoch < committed_.epoch) return;
+      Op* op = findOp(key);
+      if (op && op->state == OpState::kRunning && op->epoch == h.epoch) {
+        onDone(op, c.peerId());
+      } else if (!op && !keyFinished(key)) {
+        auto u = std::make_unique<Unexpected>();
+        u->h = h;
+        u->peerId = c.peerId();
+        u->complete = true;
+        unexpected_[key].push_back(std::move(u));
+      }
+      return;
+    }
+    case frame::Type::kAbort: {
+      if (!t.ptr) return;
+      std::string msg = "peer " + std::to_string(c.peerId()) +
+                        " failed the operation: " + std::string(abortBuf_.begin(), abortBuf_.end());
+      Code code = static_cast<Code>(h.block);
+      if (h.block == 0 || h.block > static_cast<uint32_t>(Code::kInProgress))
+        code = Code::kInternal;
+      Op* op = findOp(key);
+      if (op && op->epoch == h.epoch &&
+          (op->state == OpState::kRunning || op->state == OpState::kQueued)) {
+        finishOp(op, Status(code, msg));
+      } else if (!op && !keyFinished(key)) {
+        auto u = std::make_unique<Unexpected>();
+        u->h = h;
+        u->h.block = static_cast<uint32_t>(code);
+        u->peerId = c.peerId();
+        u->data.assign(msg.begin(), msg.end());
+        u->complete = true;
+        unexpectedBytes_ += u->data.size();
+        unexpected_[key].push_back(std::move(u));
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Progress (engine lock held)
+// ---------------------------------------------------------------------------
+
+void Communicator::progressConnection(transport::Connection* c, bool* worked) {
+  auto r = c->progress(*this);
+  if (!r.isOk()) {
+    onConnectionBroken(c, r.status());
+    return;
+  }
+  if (r->didWork) *worked = true;
+  if (c->isOpen() && c->hasPendingSends())
+    sendPending_.insert(c);
+  else
+    sendPending_.erase(c);
+}
+
+bool Communicator::progressPass(const int* readyFds, int nReady) {
+  bool worked = false;
+  if (inboxFlag_.load(std::memory_order_acquire)) {
+    processInbox();
+    worked = true;
+  }
+  for (int i = 0; i < nReady; ++i) {
+    auto it = byFd_.find(readyFds[i]);
+    if (it != byFd_.end()) progressConnection(it->second, &worked);
+  }
+  if (!sendPending_.empty()) {
+    std::vector<transport::Connection*> pending(sendPending_.begin(), sendPending_.end());
+    for (transport::Connection* c : pending)
+      if (sendPending_.count(c)) progressConnection(c, &worked);
+  }
+  if (!ops_.empty()) {
+    TimePoint now = Clock::now();
+    std::vector<Op*> expired;
+    for (auto& [k, op] : ops_)
+      if (op->deadline.at() <= now) expired.push_back(op.get());
+    for (Op* op : expired) {
+      std::string what = "operation " + op->key.toString() + " did not complete within " +
+                         std::to_string(cfg_.opTimeoutMs) + " ms";
+      if (op->state == OpState::kQueued || op->state == OpState::kFrozen) {
+        what += " (a view change did not finish: is the coordinator reachable?)";
+      } else if (op->task && op->task->haveAll()) {
+        std::vector<uint64_t> missing;
+        for (int r = 0; r < op->size(); ++r)
+          if (r != op->rank_ && !op->doneFrom[r]) missing.push_back(static_cast<uint64_t>(r));
+        what += " (result complete here; waiting for ranks " + peerList(missing) + " to confirm)";
+      } else {
+        what += " (waiting for data: did every member call it with the same tag?)";
+      }
+      finishOp(op, deadlineExceeded(what));
+    }
+  }
+  maybeSendReady();
+  reapFinished();
+  graveyard_.clear();
+  return worked;
+}
+
+void Communicator::beforeSleep() {
+  for (auto& [fd, c] : byFd_) engine_.setWriteInterest(fd, c->hasPendingSends());
+}
+
+bool Communicator::wantsBackgroundProgress() {
+  return !ops_.empty() || proposal_.has_value() || inboxFlag_.load() || !sendPending_.empty();
+}
+
+Deadline Communicator::nextTimer() {
+  Deadline d = Deadline::never();
+  for (auto& [k, op] : ops_) d = Deadline::earliest(d, op->deadline);
+  return d;
+}
+
+// ---------------------------------------------------------------------------
+// Scratch pool
+// ---------------------------------------------------------------------------
+
+uint8_t* Communicator::acquireScratch(Op* op, size_t bytes) {
+  if (bytes == 0) bytes = 64;
+  auto used = scratchUsed_.find(op);
+  if (used != scratchUsed_.end()) {
+    if (used->second.cap >= bytes) return used->second.mem.get();
+    scratchFree_.push_back(std::move(used->second));
+    scratchUsed_.erase(used);
+  }
+  int best = -1;
+  for (size_t i = 0; i < scratchFree_.size(); ++i)
+    if (scratchFree_[i].cap >= bytes && (best < 0 || scratchFree_[i].cap < scratchFree_[best].cap))
+      best = static_cast<int>(i);
+  ScratchBuf buf;
+  if (best >= 0) {
+    buf = std::move(scratchFree_[best]);
+    scratchFree_.erase(scratchFree_.begin() + best);
+  } else {
+    buf.mem.reset(new uint8_t[bytes]);
+    buf.cap = bytes;
+  }
+  uint8_t* p = buf.mem.get();
+  scratchUsed_[op] = std::move(buf);
+  return p;
+}
+
+void Communicator::releaseScratch(Op* op) {
+  auto used = scratchUsed_.find(op);
+  if (used == scratchUsed_.end()) return;
+  scratchFree_.push_back(std::move(used->second));
+  scratchUsed_.erase(used);
+  // Keep the largest few buffers: steady-state loops then allocate nothing.
+  if (scratchFree_.size() > kScratchPoolBuffers) {
+    auto smallest =
+        std::min_element(scratchFree_.begin(), scratchFree_.end(),
+                         [](const ScratchBuf& a, const ScratchBuf& b) { return a.cap < b.cap; });
+    scratchFree_.erase(smallest);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Membership (engine lock held unless noted)
+// ---------------------------------------------------------------------------
+
+void Communicator::onControlEvent(ControlEvent ev) {
+  // Membership thread: only the inbox lock.
+  {
+    std::lock_guard<std::mutex> lk(inboxMu_);
+    inbox_.push_back(std::move(ev));
+    inboxFlag_.store(true, std::memory_order_release);
+  }
+  engine_.wake();
+}
+
+void Communicator::processInbox() {
+  std::deque<ControlEvent> events;
+  {
+    std::lock_guard<std::mutex> lk(inboxMu_);
+    events.swap(inbox_);
+    inboxFlag_.store(false, std::memory_order_release);
+  }
+  for (ControlEvent& ev : events) handleEvent(ev);
+}
+
+void Communicator::handleEvent(ControlEvent& ev) {
+  switch (ev.kind) {
+    case ControlEvent::Kind::kLinkUp:
+      linkStatus_ = Status::ok();
+      if (state_ == State::kMember) {
+        // Re-registered (coordinator restarted or standby took over):
+        // repeat the requests a fresh coordinator cannot know about.
+        if (updateWaiting_ && !updateDone_) {
+          control::UpdateRequest u{committed_.epoch, leaveAnnounced_};
+          client_->send(control::Type::kUpdateRequest, u.encode());
+        } else if (leaveAnnounced_) {
+          control::EpochOnly e{committed_.epoch};
+          client_->send(control::Type::kAnnounceLeave, e.encode());
+        }
+        if (proposal_ && readySent_) readySent_ = false;  // resend READY
+      }
+      break;
+    case ControlEvent::Kind::kLinkDown:
+      linkStatus_ = ev.status;
+      LOG_INFO("coordinator link: " << ev.status.toString());
+      break;
+    case ControlEvent::Kind::kFatal:
+      LOG_ERROR(ev.status.toString());
+      fatal_ = ev.status;
+      if (state_ == State::kMember) {
+        asyncErr_ = ev.status;
+        failAllOps(ev.status);
+        state_ = State::kClosed;
+      }
+      break;
+    case ControlEvent::Kind::kProposal:
+      onProposal(ev.proposal);
+      break;
+    case ControlEvent::Kind::kCommit:
+      onCommit(ev.commit);
+      break;
+    case ControlEvent::Kind::kUpdateNoChange:
+      if (updateWaiting_) updateDone_ = true;
+      break;
+    case ControlEvent::Kind::kRemoved:
+      onRemoved(ev.text, updateWaiting_ && leaveAnnounced_);
+      break;
+    case ControlEvent::Kind::kDataLink:
+      onDataLink(ev);
+      break;
+    case ControlEvent::Kind::kDialFailed:
+      dialing_.erase(ev.peerId);
+      LOG_WARN("could not open a data link to peer " << ev.peerId << ": " << ev.status.toString());
+      if (proposal_ && proposal_->view.contains(ev.peerId) && client_) {
+        control::Suspect s{proposal_->view.epoch, ev.peerId, ev.status.message()};
+        client_->send(control::Type::kSuspect, s.encode());
+      }
+      break;
+  }
+}
+
+void Communicator::onProposal(const control::ViewProposal& p) {
+  if (state_ != State::kConnecting && state_ != State::kMember) return;
+  if (!p.view.contains(peerId_)) return;  // REMOVED follows
+  if (p.view.epoch <= committed_.epoch) return;
+  if (!frozen_) {
+    // Close the committed epoch: stop every operation's traffic and record
+    // what each one holds. The coordinator decides their fate from all
+    // members' reports.
+    report_ = Report();
+    report_.ofEpoch = committed_.epoch;
+    for (auto& [key, op] : ops_) {
+      if (op->state != OpState::kRunning) continue;
+      for (auto& [id, link] : links_)
+        for (auto& c : link.streams)
+          if (c) {
+            c->cancelSends(op.get());
+            c->detachReceives(op.get());
+          }
+      op->state = OpState::kFrozen;
+      OpReport rep;
+      rep.tag = key.tag;
+      rep.seq = key.seq;
+      rep.haveAll = op->task && op->task->haveAll();
+      rep.inputModified = op->task && op->task->inputModified();
+      report_.ops.push_back(rep);
+    }
+    frozen_ = true;
+    decisionsReceived_ = false;
+  }
+  reportForEpoch_ = p.view.epoch;
+  proposal_ = p;
+  readySent_ = false;
+  LOG_INFO("view proposal epoch " << p.view.epoch << " (" << viewReasonName(p.reason) << ", "
+                                  << p.view.size() << " members)");
+  std::vector<uint64_t> gone;
+  for (auto& [id, link] : links_)
+    if (!p.view.contains(id)) gone.push_back(id);
+  for (uint64_t id : gone) closeLink(id);
+  for (const Member& m : p.view.members) {
+    if (m.peerId == peerId_) continue;
+    PeerLink& link = links_[m.peerId];
+    // The lower peer id dials; the other side accepts.
+    if (peerId_ < m.peerId && !link.complete() && !dialing_.count(m.peerId)) {
+      link.expected = cfg_.connectionsPerPeer;
+      if (link.streams.size() < static_cast<size_t>(link.expected))
+        link.streams.resize(link.expected);
+      client_->dial(m, cfg_.connectionsPerPeer, p.view.epoch,
+                    Deadline::afterMs(cfg_.connectTimeoutMs));
+      dialing_.insert(m.peerId);
+    }
+  }
+  publishClaims();
+  maybeSendReady();
+}
+
+void Communicator::maybeSendReady() {
+  if (!proposal_ || readySent_ || !client_) return;
+  for (const Member& m : proposal_->view.members) {
+    if (m.peerId == peerId_) continue;
+    auto it = links_.find(m.peerId);
+    if (it == links_.end() || !it->second.complete()) return;
+  }
+  control::Ready r{proposal_->view.epoch, report_};
+  client_->send(control::Type::kReady, r.encode());
+  readySent_ = true;
+}
+
+void Communicator::onCommit(const control::Commit& c) {
+  if (!proposal_ || c.epoch != proposal_->view.epoch) {
+    LOG_DEBUG("ignoring commit of epoch " << c.epoch);
+    return;
+  }
+  View old = committed_;
+  committed_ = proposal_->view;
+  myRank_ = committed_.rankOf(peerId_);
+  proposal_.reset();
+  readySent_ = false;
+  frozen_ = false;
+  decisionsReceived_ = true;
+  lastDecisions_ = c.decisions;
+  if (state_ == State::kConnecting) state_ = State::kMember;
+
+  std::vector<uint64_t> lost;
+  for (const Member& m : old.members)
+    if (!committed_.contains(m.peerId)) lost.push_back(m.peerId);
+
+  std::vector<Op*> all;
+  for (auto& [k, op] : ops_) all.push_back(op.get());
+  for (Op* op : all) {
+    if (op->state == OpState::kFrozen) {
+      const OpDecision* d = c.decisions.find(op->key.tag, op->key.seq);
+      Decision dec = d ? d->decision : Decision::kFail;
+      if (dec == Decision::kSuccess) {
+        finishOp(op, Status::ok());
+      } else if (dec == Decision::kRerun) {
+        op->task.reset();
+        startOp(op);
+      } else {
+        finishOp(op, aborted("peer(s) " + peerList(lost) + " left the view during operation " +
+                             op->key.toString() + " (epoch " + std::to_string(old.epoch) + " -> " +
+                             std::to_string(committed_.epoch) + ", " + viewReasonName(c.reason) +
+                             "); retry in the new view"));
+      }
+    }
+  }
+  // Failures decided for operations not called here yet: they fail when called.
+  for (const OpDecision& d : c.decisions.ops) {
+    OpKey key{d.tag, d.seq};
+    if (d.decision != Decision::kFail || ops_.count(key)) continue;
+    auto it = nextSeq_.find(d.tag);
+    uint64_t next = it == nextSeq_.end() ? 0 : it->second;
+    if (d.seq >= next) failedKeys_[key] = Decision::kFail;
+  }
+  for (Op* op : all) {
+    if (op->state != OpState::kQueued) continue;
+    auto f = failedKeys_.find(op->key);
+    if (f != failedKeys_.end()) {
+      failedKeys_.erase(f);
+      finishOp(op, aborted("a peer was lost before operation " + op->key.toString() +
+                           " started here; retry in the new view"));
+    } else {
+      startOp(op);
+    }
+  }
+  dropUnexpectedBefore(committed_.epoch);
+  applySpinPolicy();
+  if (updateWaiting_ && c.endsUpdate) updateDone_ = true;
+  publishClaims();
+  LOG_INFO("committed epoch " << committed_.epoch << " (" << viewReasonName(c.reason) << "): rank "
+                              << myRank_ << " of " << committed_.size());
+}
+
+void Communicator::applySpinPolicy() {
+  // More peers on this host than cores: a spinning caller would hold a core
+  // the peer it waits for needs, so spin longer but yield the CPU each round.
+  int local = 0;
+  for (const Member& m : committed_.members)
+    if (m.hostId == hostId_) ++local;
+  bool oversubscribed = local > onlineCpus();
+  int spinUs = cfg_.spinUs >= 0 ? cfg_.spinUs : (oversubscribed ? 200 : 50);
+  engine_.setSpinPolicy(spinUs, oversubscribed);
+}
+
+void Communicator::onRemoved(const std::string& why, bool left) {
+  if (left) {
+    state_ = State::kLeft;
+    fatal_ = removedError("this peer left the group");
+    updateDone_ = true;
+  } else {
+    state_ = State::kRemoved;
+    fatal_ = removedError("removed from the group: " + why +
+                          "; destroy this communicator and create a new one to rejoin");
+    asyncErr_ = fatal_;
+  }
+  failAllOps(fatal_);
+  std::vector<uint64_t> peers;
+  for (auto& [id, l] : links_) peers.push_back(id);
+  for (uint64_t id : peers) closeLink(id);
+  proposal_.reset();
+}
+
+void Communicator::onDataLink(ControlEvent& ev) {
+  if (state_ != State::kConnecting && state_ != State::kMember) return;
+  auto conn = transport::tcp::makeConnection(std::move(*ev.socket), ev.peerId, ev.stream);
+  if (!conn) {
+    LOG_ERROR("cannot take over the data link to peer " << ev.peerId);
+    return;
+  }
+  PeerLink& link = links_[ev.peerId];
+  if (link.expected != ev.streamCount) link.expected = ev.streamCount;
+  if (link.streams.size() < static_cast<size_t>(link.expected)) link.streams.resize(link.expected);
+  if (ev.stream >= static_cast<int>(link.streams.size())) return;
+  auto& slot = link.streams[ev.stream];
+  if (slot) {
+    transport::Connection* old = slot.get();
+    engine_.removeFd(old->fd());
+    byFd_.erase(old->fd());
+    sendPending_.erase(old);
+    old->close();
+    graveyard_.push_back(std::move(slot));
+  }
+  Status st = engine_.addFd(conn->fd());
+  if (!st.isOk()) {
+    LOG_ERROR("cannot watch a data link: " << st.toString());
+    return;
+  }
+  byFd_[conn->fd()] = conn.get();
+  slot = std::move(conn);
+  if (link.complete()) dialing_.erase(ev.peerId);
+  maybeSendReady();
+}
+
+void Communicator::closeLink(uint64_t peerId) {
+  auto it = links_.find(peerId);
+  if (it == links_.end()) return;
+  for (auto& c : it->second.streams) {
+    if (!c) continue;
+    if (c->fd() >= 0) {
+      engine_.removeFd(c->fd());
+      byFd_.erase(c->fd());
+    }
+    sendPending_.erase(c.get());
+    c->close();
+    graveyard_.push_back(std::move(c));
+  }
+  links_.erase(it);
+}
+
+void Communicator::onConnectionBroken(transport::Connection* c, const Status& st) {
+  uint64_t peer = c->peerId();
+  bool member = committed_.contains(peer) || (proposal_ && proposal_->view.contains(peer));
+  if (member && state_ == State::kMember)
+    LOG_INFO("data link to peer " << peer << " broke: " << st.toString());
+  closeLink(peer);
+  if (member && client_ && (state_ == State::kMember || state_ == State::kConnecting)) {
+    control::Suspect s{committed_.epoch, peer, st.message()};
+    client_->send(control::Type::kSuspect, s.encode());
+  }
+}
+
+void Communicator::publishClaims() {
+  if (!client_) return;
+  membership::Claims c;
+  c.knownView = committed_;
+  c.hasReport = reportForEpoch_ != 0;
+  c.decisionsReceived = decisionsReceived_;
+  c.reportForEpoch = reportForEpoch_;
+  c.report = report_;
+  c.decisions = lastDecisions_;
+  client_->setClaims(c);
+}
+
+// ---------------------------------------------------------------------------
+// Joint membership calls
+// ---------------------------------------------------------------------------
+
+Result<int> Communicator::peersPending() {
+  int64_t local = 0;
+  {
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    CHORUS_RETURN_IF_ERROR(checkUsable());
+    local = static_cast<int64_t>(client_->pendingJoins()) + client_->pendingLeaves();
+    if (leaveAnnounced_ && local < 1) local = 1;
+  }
+  int64_t out = 0;
+  algo::CollectiveArgs a;
+  a.sendbuf = &local;
+  a.recvbuf = &out;
+  a.count = 1;
+  a.dtype = DataType::kInt64;
+  a.op = RedOp::kMax;
+  CHORUS_RETURN_IF_ERROR(blockingOp(a, kTagPeersPending, nullptr));
+  return static_cast<int>(out);
+}
+
+Status Communicator::updateMembership() {
+  {
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    CHORUS_RETURN_IF_ERROR(checkUsable());
+    if (!ops_.empty())
+      return failedPrecondition("chorusUpdateMembership: " + std::to_string(ops_.size()) +
+                                " operation(s) still in flight; wait for them first");
+    updateWaiting_ = true;
+    updateDone_ = false;
+    control::UpdateRequest u{committed_.epoch, leaveAnnounced_};
+    client_->send(control::Type::kUpdateRequest, u.encode());
+  }
+  Deadline deadline = Deadline::afterMs(cfg_.opTimeoutMs);
+  bool ok = engine_.driveUntil([&] { return updateDone_ || state_ != State::kMember; }, deadline);
+  std::lock_guard<std::mutex> lk(engine_.mutex());
+  updateWaiting_ = false;
+  if (state_ == State::kLeft) return Status::ok();
+  if (state_ != State::kMember) return fatal_.isOk() ? internalError("not a member") : fatal_;
+  if (!ok || !updateDone_)
+    return deadlineExceeded("membership update did not complete within " +
+                            std::to_string(cfg_.opTimeoutMs) +
+                            " ms (every member must call chorusUpdateMembership)");
+  return Status::ok();
+}
+
+Status Communicator::announceLeave() {
+  std::lock_guard<std::mutex> lk(engine_.mutex());
+  CHORUS_RETURN_IF_ERROR(checkUsable());
+  leaveAnnounced_ = true;
+  control::EpochOnly e{committed_.epoch};
+  client_->send(control::Type::kAnnounceLeave, e.encode());
+  return Status::ok();
+}
+
+}  // namespace chorus

@@ -1,0 +1,192 @@
+// The communicator: one peer's membership in a group, its data links to the
+// other members, and the collective operations in flight.
+//
+// Threads:
+//  - application threads call the public methods;
+//  - the progress engine's thread and blocking callers run progressPass();
+//  - the membership client's thread delivers ControlEvents into the inbox.
+// Locks (acquire in this order): engine lock (engine_.mutex()) guards all
+// state below unless a member says otherwise; inboxMu_ guards inbox_ only.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "algorithms/selector.h"
+#include "src/core/config.h"
+#include "src/core/operation.h"
+#include "src/core/progress_engine.h"
+#include "src/membership/membership_client.h"
+#include "src/membership/view.h"
+#include "transports/transport.h"
+
+namespace chorus {
+
+// Tags with the top bit set are reserved for Chorus' own collectives.
+constexpr uint64_t kInternalTagBit = uint64_t{1} << 63;
+constexpr uint64_t kTagPeersPending = kInternalTagBit | 1;
+
+class Communicator final : public ProgressEngine::Client,
+                           public transport::FrameSink,
+                           public membership::MembershipClient::Sink {
+ public:
+  static Result<std::shared_ptr<Communicator>> create(const CommConfig& cfg);
+  ~Communicator() override;
+
+  // Register, authenticate, wait for admission, open data links.
+  Status connect();
+  // Leave gracefully (if a member), fail what is pending, release everything.
+  void shutdown();
+
+  int rank();
+  int worldSize();
+  uint64_t epoch();
+  uint64_t peerId() const { return peerId_; }
+  Status asyncError();
+
+  // Collectives.
+  Status allReduce(const algo::CollectiveArgs& args, OpInfo* info);
+  Result<std::shared_ptr<OpResult>> allReduceAsync(const algo::CollectiveArgs& args, uint64_t tag);
+  // Wait for / poll an operation started by *Async.
+  Status wait(const std::shared_ptr<OpResult>& r, OpInfo* info);
+  bool test(const std::shared_ptr<OpResult>& r);
+
+  // Membership.
+  Result<int> peersPending();
+  Status updateMembership();
+  Status announceLeave();
+
+  // Used by Op.
+  void postData(Op& op, int toRank, uint32_t block, const void* data, size_t bytes);
+  void onOpSendsDrained(Op* op) { checkOp(op); }
+  uint8_t* acquireScratch(Op* op, size_t bytes);
+  void releaseScratch(Op* op);
+  size_t segmentBytes() const { return segmentBytes_; }
+
+  // ProgressEngine::Client
+  bool progressPass(const int* readyFds, int nReady) override;
+  void beforeSleep() override;
+  bool wantsBackgroundProgress() override;
+  Deadline nextTimer() override;
+  // FrameSink
+  transport::RecvTarget onHeader(transport::Connection& c, const frame::Header& h) override;
+  void onFrame(transport::Connection& c, const frame::Header& h,
+               const transport::RecvTarget& t) override;
+  // MembershipClient::Sink (membership thread)
+  void onControlEvent(membership::ControlEvent ev) override;
+
+ private:
+  enum class State { kCreated, kConnecting, kMember, kRemoved, kLeft, kClosed };
+
+  struct PeerLink {
+    std::vector<std::unique_ptr<transport::Connection>> streams;  // by stream index
+    int expected = 0;
+    bool complete() const;
+  };
+
+  // A frame that arrived before its operation started.
+  struct Unexpected {
+    frame::Header h;
+    uint64_t peerId = 0;
+    std::vector<uint8_t> data;
+    bool complete = false;
+  };
+
+  explicit Communicator(const CommConfig& cfg);
+  Status init();
+
+  // --- operations (engine lock held) ---
+  Result<std::shared_ptr<OpResult>> submit(const algo::CollectiveArgs& args, uint64_t tag);
+  void startOp(Op* op);
+  void checkOp(Op* op);
+  void finishOp(Op* op, Status st);
+  void failAllOps(const Status& st);
+  void deliverUnexpected(Op* op);
+  bool deliverData(Op* op, uint64_t fromPeer, const frame::Header& h, const uint8_t* payload);
+  void onDone(Op* op, uint64_t fromPeer);
+  void abortOpEverywhere(Op* op, const Status& st);
+  void dropUnexpectedBefore(uint64_t epoch);
+  void freeUnexpected(const OpKey& key);
+  bool keyFinished(const OpKey& key) const;
+  Op* findOp(const OpKey& key);
+  void reapFinished();
+
+  // --- membership (engine lock held) ---
+  void processInbox();
+  void handleEvent(membership::ControlEvent& ev);
+  void onProposal(const control::ViewProposal& p);
+  void onCommit(const control::Commit& c);
+  void onRemoved(const std::string& why, bool left);
+  void onDataLink(membership::ControlEvent& ev);
+  void maybeSendReady();
+  void publishClaims();
+  void applySpinPolicy();
+  void closeLink(uint64_t peerId);
+  void onConnectionBroken(transport::Connection* c, const Status& st);
+  void progressConnection(transport::Connection* c, bool* worked);
+
+  Status blockingOp(const algo::CollectiveArgs& args, uint64_t tag, OpInfo* info);
+  Status checkUsable();
+
+  CommConfig cfg_;
+  uint64_t peerId_;
+  std::string hostId_;
+  algo::Selector selector_;
+  size_t segmentBytes_;
+  ProgressEngine engine_;
+  std::unique_ptr<membership::MembershipClient> client_;
+
+  // ---- guarded by the engine lock ----
+  State state_ = State::kCreated;
+  Status fatal_;       // why the communicator cannot be used (removed, auth...)
+  Status asyncErr_;    // first asynchronous error (sticky)
+  Status linkStatus_;  // last coordinator link problem (for messages)
+  View committed_;
+  int myRank_ = -1;
+  std::optional<control::ViewProposal> proposal_;
+  bool readySent_ = false;
+  bool frozen_ = false;  // ops of committed_ are frozen, report_ describes them
+  Report report_;
+  uint64_t reportForEpoch_ = 0;
+  bool decisionsReceived_ = false;
+  Decisions lastDecisions_;
+  std::set<uint64_t> dialing_;  // peers with a dial in progress
+  bool updateWaiting_ = false, updateDone_ = false;
+  bool leaveAnnounced_ = false;
+
+  std::unordered_map<uint64_t, PeerLink> links_;
+  std::unordered_map<int, transport::Connection*> byFd_;
+  std::unordered_set<transport::Connection*> sendPending_;
+  std::vector<std::unique_ptr<transport::Connection>> graveyard_;
+
+  std::map<OpKey, std::unique_ptr<Op>> ops_;
+  std::vector<std::unique_ptr<Op>> finished_;
+  std::unordered_map<uint64_t, uint64_t> nextSeq_;  // tag -> next seq
+  std::map<OpKey, Decision> failedKeys_;            // decided failures not yet called here
+  std::map<OpKey, std::vector<std::unique_ptr<Unexpected>>> unexpected_;
+  size_t unexpectedBytes_ = 0;
+  std::vector<uint8_t> abortBuf_;
+  Deadline nextTimerCheck_ = Deadline::never();
+
+  struct ScratchBuf {
+    std::unique_ptr<uint8_t[]> mem;
+    size_t cap = 0;
+  };
+  std::vector<ScratchBuf> scratchFree_;
+  std::unordered_map<Op*, ScratchBuf> scratchUsed_;
+
+  // ---- inbox (inboxMu_) ----
+  std::mutex inboxMu_;
+  std::deque<membership::ControlEvent> inbox_;
+  std::atomic<bool> inboxFlag_{false};
+};
+
+}  // namespace chorus

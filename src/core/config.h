@@ -1,0 +1,59 @@
+// Configuration of communicators and coordinators: the C params structs
+// validated and copied into C++ values, with CHORUS_* environment overrides.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "chorus.h"
+#include "src/core/status.h"
+
+namespace chorus {
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+  std::string toString() const;
+};
+
+// "host:port" (IPv6 as "[addr]:port"). Port must be given unless allowZeroPort.
+Result<HostPort> parseHostPort(const std::string& s, bool allowZeroPort = false);
+// Comma-separated list of host:port.
+Result<std::vector<HostPort>> parseHostPortList(const std::string& s);
+
+struct CommConfig {
+  std::vector<HostPort> coordinators;
+  std::string secret;
+  std::string group = "default";
+  int expectedPeers = 1;
+  int connectionsPerPeer = 1;
+  int connectTimeoutMs = 60000;
+  int opTimeoutMs = 60000;
+  std::string listenHost;  // empty: local address of the coordinator link
+  // Tuning knobs from the environment only (not in the C struct):
+  bool uniformOutcome = true;  // CHORUS_UNIFORM=0 turns the completion agreement off
+  std::string algorithm;       // CHORUS_ALGO
+  int spinUs = -1;             // CHORUS_SPIN_US; -1 = automatic
+};
+
+struct CoordinatorConfig {
+  HostPort bind{"0.0.0.0", 0};
+  std::string secret;
+  int heartbeatIntervalMs = 100;
+  int failureTimeoutMs = 1000;
+  int viewSetupTimeoutMs = 10000;
+  int recoveryGraceMs = 2000;
+  int quorumPolicy = 0;  // 0 auto, 1 majority, 2 any
+};
+
+void fillCommDefaults(chorusCommParams_t* p);
+void fillCoordinatorDefaults(chorusCoordinatorParams_t* p);
+Result<CommConfig> commConfigFromParams(const chorusCommParams_t* p);
+Result<CoordinatorConfig> coordinatorConfigFromParams(const chorusCoordinatorParams_t* p);
+
+// Environment helpers.
+const char* envOr(const char* name, const char* fallback);
+int envIntOr(const char* name, int fallback);
+
+}  // namespace chorus

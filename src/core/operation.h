@@ -1,0 +1,115 @@
+// One collective operation in flight on a communicator.
+//
+// Identity: (tag, seq) -- the caller's tag and the call's position among
+// calls with that tag on this peer. Every peer numbers its calls the same
+// way, so the key names the same operation everywhere and survives a view
+// change (an operation may be re-run in a new epoch under the same key).
+//
+// Lifecycle (all under the engine lock):
+//   kQueued   called while a view change is in progress; starts at commit
+//   kRunning  task posted; frames flow
+//   kFrozen   a failure/leave view was proposed; traffic stopped, waiting
+//             for the coordinator's decision
+//   kFinished result published to OpResult
+// Completion (uniform outcome): the task has the full result, every send
+// has left the buffers, and every other member said DONE (it has the full
+// result too). See docs/ARCHITECTURE.md.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "algorithms/algorithm.h"
+#include "src/core/clock.h"
+#include "src/core/status.h"
+#include "transports/transport.h"
+
+namespace chorus {
+
+class Communicator;
+
+struct OpKey {
+  uint64_t tag = 0;
+  uint64_t seq = 0;
+  bool operator==(const OpKey& o) const { return tag == o.tag && seq == o.seq; }
+  bool operator<(const OpKey& o) const { return tag < o.tag || (tag == o.tag && seq < o.seq); }
+  std::string toString() const;
+};
+
+struct OpKeyHash {
+  size_t operator()(const OpKey& k) const { return k.tag * 0x9E3779B97F4A7C15ull ^ k.seq; }
+};
+
+struct OpInfo {
+  int contributors = 0;
+  int attempts = 1;
+  uint64_t epoch = 0;
+  uint64_t bytesSent = 0;
+  uint64_t bytesReceived = 0;
+  std::string algorithm;
+};
+
+// Shared between the communicator and whoever waits for the operation (a
+// blocking call or a chorusRequest_t), so either may go first.
+struct OpResult {
+  std::atomic<bool> finished{false};
+  Status status;  // written before finished is set
+  OpInfo info;
+};
+
+// Frame descriptor: collective, algorithm, dtype, op and count, so peers that
+// called different things are detected from the first frame.
+uint64_t makeDescriptor(const algo::CollectiveArgs& a, uint8_t algoId);
+std::string describeDescriptor(uint64_t desc);
+
+enum class OpState { kQueued, kRunning, kFrozen, kFinished };
+
+class Op final : public transport::SendOwner, public algo::TaskContext {
+ public:
+  Op(Communicator& comm, OpKey key, const algo::CollectiveArgs& args,
+     std::shared_ptr<OpResult> result);
+  ~Op() override;
+
+  // TaskContext
+  int rank() const override { return rank_; }
+  int size() const override { return static_cast<int>(peers_.size()); }
+  void send(int toRank, uint32_t block, const void* data, size_t bytes) override;
+  uint8_t* scratch(size_t bytes) override;
+  size_t segmentBytes() const override;
+  // SendOwner
+  void onSent(uint64_t cookie) override;
+
+  int rankOf(uint64_t peerId) const;
+
+  Communicator& comm;
+  OpKey key;
+  algo::CollectiveArgs args;
+  const algo::AlgorithmInfo* algo = nullptr;
+  uint64_t desc = 0;
+  std::shared_ptr<OpResult> result;
+
+  OpState state = OpState::kQueued;
+  uint64_t epoch = 0;
+  int rank_ = 0;
+  std::vector<uint64_t> peers_;  // rank -> peer id, for `epoch`
+  std::unique_ptr<algo::Task> task;
+  Deadline deadline = Deadline::never();
+  int attempts = 0;
+
+  int sendsOutstanding = 0;
+  std::vector<uint8_t> doneFrom;  // by rank
+  int donesReceived = 0;
+  bool doneSent = false;
+  uint64_t bytesSent = 0;
+  uint64_t bytesReceived = 0;
+
+  // Scratch from the communicator's pool.
+  uint8_t* scratchPtr = nullptr;
+  size_t scratchCap = 0;
+};
+
+}  // namespace chorus

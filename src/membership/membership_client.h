@@ -1,0 +1,136 @@
+// The peer side of membership: one thread running an Asio io_context that
+//  - keeps an authenticated link to the coordinator (trying each configured
+//    address in turn, re-registering after the link breaks -- a restarted or
+//    standby coordinator rebuilds its soft state from these registrations),
+//  - sends heartbeats,
+//  - accepts and dials authenticated data links for the communicator.
+// Everything it learns is handed to the communicator as ControlEvents; it
+// never takes the engine lock.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "src/core/clock.h"
+#include "src/core/config.h"
+#include "src/membership/view.h"
+#include "src/protocol/control.h"
+#include "transports/tcp/listener.h"
+
+namespace chorus::membership {
+
+// What a peer claims when it (re-)registers; a restarted coordinator
+// rebuilds the group from these.
+struct Claims {
+  View knownView;                  // last committed view
+  bool hasReport = false;          // a transition report exists
+  bool decisionsReceived = false;  // ... and its commit arrived
+  uint64_t reportForEpoch = 0;     // epoch of the proposal the report answered
+  Report report;
+  Decisions decisions;
+};
+
+struct ControlEvent {
+  enum class Kind {
+    kLinkUp,          // registered; registered.status says pending/member/recovering
+    kLinkDown,        // link to the coordinator lost (status says why); retrying
+    kFatal,           // cannot continue (authentication refused, protocol mismatch)
+    kProposal,        // proposal
+    kCommit,          // commit
+    kUpdateNoChange,  // epoch
+    kRemoved,         // text = reason
+    kDataLink,        // peerId, stream, streamCount, socket
+    kDialFailed,      // peerId, status
+  };
+  Kind kind = Kind::kLinkDown;
+  Status status;
+  control::Registered registered;
+  control::ViewProposal proposal;
+  control::Commit commit;
+  uint64_t epoch = 0;
+  std::string text;
+  uint64_t peerId = 0;
+  int stream = 0;
+  int streamCount = 1;
+  std::unique_ptr<asio::ip::tcp::socket> socket;
+};
+
+class MembershipClient {
+ public:
+  class Sink {
+   public:
+    virtual ~Sink() = default;
+    // Called on the membership thread; must not block.
+    virtual void onControlEvent(ControlEvent ev) = 0;
+  };
+
+  MembershipClient(const CommConfig& cfg, uint64_t peerId, std::string hostId, Sink* sink);
+  ~MembershipClient();
+
+  // Open the data listener, start the thread and the coordinator link.
+  Status start();
+  // Send what is queued (up to flushMs), then close everything and join.
+  void stop(int flushMs);
+
+  uint16_t listenPort() const { return listener_ ? listener_->port() : 0; }
+  asio::io_context& io() { return io_; }
+
+  // Thread-safe requests.
+  void send(control::Type type, std::vector<uint8_t> body);
+  void dial(const Member& m, int streams, uint64_t epoch, Deadline deadline);
+  // State claimed when (re-)registering: last committed view and the report
+  // of the last transition.
+  void setClaims(const Claims& claims);
+
+  uint32_t pendingJoins() const { return pendingJoins_.load(); }
+  uint32_t pendingLeaves() const { return pendingLeaves_.load(); }
+  bool linkUp() const { return linkUp_.load(); }
+
+ private:
+  asio::awaitable<void> runLink();
+  asio::awaitable<void> heartbeats(std::shared_ptr<asio::ip::tcp::socket> sock, uint64_t gen);
+  asio::awaitable<void> acceptLink(asio::ip::tcp::socket s);
+  asio::awaitable<void> dialLink(Member m, int stream, int streams, uint64_t epoch,
+                                 Deadline deadline);
+  void enqueue(std::vector<uint8_t> framed);
+  void writeNext();
+  void dispatch(const control::Message& m);
+  void post(ControlEvent ev) { sink_->onControlEvent(std::move(ev)); }
+  control::Register buildRegister(const asio::ip::tcp::socket& s);
+
+  CommConfig cfg_;
+  uint64_t peerId_;
+  std::string hostId_;
+  Sink* sink_;
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
+  std::unique_ptr<transport::tcp::TcpListener> listener_;
+
+  // io-thread state
+  std::shared_ptr<asio::ip::tcp::socket> link_;
+  uint64_t linkGen_ = 0;
+  std::deque<std::vector<uint8_t>> writeq_;
+  bool writing_ = false;
+  bool stopping_ = false;
+  uint32_t heartbeatMs_ = 100;
+
+  std::atomic<bool> linkUp_{false};
+  std::atomic<bool> queueEmpty_{true};
+  std::atomic<uint32_t> pendingJoins_{0}, pendingLeaves_{0};
+
+  std::mutex claimsMu_;  // leaf lock
+  Claims claims_;
+};
+
+}  // namespace chorus::membership

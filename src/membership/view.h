@@ -1,0 +1,87 @@
+// Views (the membership of one epoch), the reports members send when a view
+// changes, and the decisions the coordinator derives from them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/protocol/wire.h"
+
+namespace chorus {
+
+struct Member {
+  uint64_t peerId = 0;
+  std::string host;  // where its data listener is reachable
+  uint16_t port = 0;
+  std::string hostId;  // equal for members on the same host
+};
+
+// Why a view was proposed. Failure and leave views can interrupt operations
+// in flight; update and initial views happen at joint calls only.
+enum class ViewReason : uint8_t {
+  kInitial = 0,   // first view of a group
+  kUpdate = 1,    // joint chorusUpdateMembership (joins, announced leaves)
+  kFailure = 2,   // a member crashed, stalled, or could not be reached
+  kLeave = 3,     // a member left outside a joint call (destroy)
+  kRecovery = 4,  // a restarted coordinator adopted the running view
+};
+const char* viewReasonName(ViewReason r);
+
+struct View {
+  uint64_t epoch = 0;           // 0 = no view
+  std::vector<Member> members;  // index = rank
+
+  int size() const { return static_cast<int>(members.size()); }
+  // Rank of peerId in this view, or -1.
+  int rankOf(uint64_t peerId) const;
+  bool contains(uint64_t peerId) const { return rankOf(peerId) >= 0; }
+  void encode(wire::Writer& w) const;
+  static View decode(wire::Reader& r);
+};
+
+// One in-flight operation of the epoch being closed, as a member saw it when
+// it froze the epoch.
+struct OpReport {
+  uint64_t tag = 0;
+  uint64_t seq = 0;
+  bool haveAll = false;        // holds the operation's complete result
+  bool inputModified = false;  // in-place operation already overwrote its input
+};
+
+struct Report {
+  uint64_t ofEpoch = 0;
+  std::vector<OpReport> ops;
+  void encode(wire::Writer& w) const;
+  static Report decode(wire::Reader& r);
+};
+
+enum class Decision : uint8_t {
+  kSuccess = 0,  // every survivor holds the full result: complete successfully
+  kFail = 1,     // fail with chorusPeerLost
+  kRerun = 2,    // run again in the new view (graceful leave, inputs intact)
+};
+
+struct OpDecision {
+  uint64_t tag = 0;
+  uint64_t seq = 0;
+  Decision decision = Decision::kFail;
+};
+
+struct Decisions {
+  uint64_t ofEpoch = 0;
+  std::vector<OpDecision> ops;
+  void encode(wire::Writer& w) const;
+  static Decisions decode(wire::Reader& r);
+  // Decision for (tag, seq), or nullptr when the key was not reported.
+  const OpDecision* find(uint64_t tag, uint64_t seq) const;
+};
+
+// The rule that keeps outcomes uniform (docs/ARCHITECTURE.md, "Uniform
+// outcome"): an operation succeeds iff no survivor reports it partial (a
+// member returns success only after every member held the full result, so
+// then every survivor does). Otherwise it is re-run when the view changed by
+// a graceful leave and no survivor's input was overwritten, else it fails.
+Decisions decide(const std::vector<Report>& reports, ViewReason reason);
+
+}  // namespace chorus

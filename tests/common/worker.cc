@@ -1,0 +1,367 @@
+// chorus_test_worker: one peer of a multi-process test, written against the
+// public C API exactly as an application would use it. The test driver
+// (tests/common/harness.h) starts a coordinator, spawns N workers and reads
+// the lines they print:
+//   READY rank=R size=N epoch=E
+//   CASE name=... hash=H wrong=W rc=RC
+//   BAD name=... rc=RC
+//   DONE rc=RC
+// Scenarios (--scenario):
+//   sweep     every dtype x op x count x in/out-of-place; exact check + hash
+//   async     16 concurrent async all-reduces with different tags
+//   big       one large float sum (--count), exact check + hash
+//   badinput  invalid calls, each printing its result code
+//   mismatch  rank 0 calls with a different count than the others
+//   loop      all-reduces until --iters or killed; prints each outcome
+//   idle      connect, then wait for --iters milliseconds and leave
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <xxhash.h>
+
+#include "chorus.h"
+#include "tools/common/reference.h"
+
+namespace {
+
+struct Opts {
+  std::string coordinator;
+  std::string secret;
+  std::string group = "test";
+  std::string scenario = "sweep";
+  int expected = 1;
+  size_t count = 1024;
+  int iters = 10;
+  uint64_t seed = 1;
+  std::string counts = "0,1,7,1000,65537";
+  std::string dtypes = "all";
+  std::string ops = "all";
+  int connectTimeoutMs = 30000;
+  int opTimeoutMs = 30000;
+  int streams = 1;
+  bool retry = false;
+  int sleepMs = 0;
+};
+
+const char* kTypeNames[] = {"int8",   "uint8", "int32",    "uint32", "int64",
+                            "uint64", "half",  "bfloat16", "float",  "double"};
+const char* kOpNames[] = {"sum", "prod", "max", "min", "avg"};
+
+std::vector<size_t> parseList(const std::string& s) {
+  std::vector<size_t> out;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t c = s.find(',', start);
+    out.push_back(std::stoull(s.substr(start, c - start)));
+    if (c == std::string::npos) break;
+    start = c + 1;
+  }
+  return out;
+}
+
+uint64_t hashBuf(const void* p, size_t n) {
+  return XXH3_64bits(p, n);
+}
+
+int rankOf(chorusComm_t comm) {
+  int r = -1;
+  chorusCommRank(comm, &r);
+  return r;
+}
+int sizeOf(chorusComm_t comm) {
+  int n = 0;
+  chorusCommWorldSize(comm, &n);
+  return n;
+}
+
+bool wanted(const std::string& list, const char* name) {
+  if (list == "all") return true;
+  std::string needle = std::string(",") + name + ",";
+  return (std::string(",") + list + ",").find(needle) != std::string::npos;
+}
+
+int runSweep(chorusComm_t comm, const Opts& o) {
+  int rank = rankOf(comm), n = sizeOf(comm);
+  int failures = 0;
+  for (int t = 0; t < chorusNumDataTypes; ++t) {
+    if (!wanted(o.dtypes, kTypeNames[t])) continue;
+    auto dt = static_cast<chorusDataType_t>(t);
+    size_t es = chorusDataTypeSize(dt);
+    for (int op = 0; op < chorusNumRedOps; ++op) {
+      if (!wanted(o.ops, kOpNames[op])) continue;
+      auto rop = static_cast<chorusRedOp_t>(op);
+      for (size_t count : parseList(o.counts)) {
+        for (int inplace = 0; inplace < 2; ++inplace) {
+          std::vector<uint8_t> in(count * es + 1), out(count * es + 1), want(count * es + 1);
+          chorus_test::fillInput(dt, rop, in.data(), count, rank, o.seed);
+          chorus_test::fillExpected(dt, rop, want.data(), count, n, o.seed);
+          void* recv = inplace ? in.data() : out.data();
+          chorusOpInfo_t info;
+          info.size = sizeof(info);
+          chorusResult_t rc = chorusAllReduce(in.data(), recv, count, dt, rop, comm, &info);
+          size_t wrong =
+              rc == chorusSuccess ? chorus_test::countWrong(recv, want.data(), count, es) : count;
+          if (rc != chorusSuccess || wrong) ++failures;
+          std::printf("CASE name=%s/%s/%zu/%s hash=%016llx wrong=%zu rc=%d contributors=%d\n",
+                      kTypeNames[t], kOpNames[op], count, inplace ? "inplace" : "outofplace",
+                      static_cast<unsigned long long>(hashBuf(recv, count * es)), wrong, rc,
+                      info.contributors);
+          if (rc != chorusSuccess) std::printf("ERROR %s\n", chorusGetLastError(comm));
+        }
+      }
+    }
+  }
+  std::fflush(stdout);
+  return failures;
+}
+
+// Random (non-integer) floats: results are not exact, but every peer must
+// hold the same bytes; the driver compares the hashes.
+int runParity(chorusComm_t comm, const Opts& o) {
+  int rank = rankOf(comm);
+  int failures = 0;
+  for (auto dt : {chorusFloat32, chorusFloat16, chorusBfloat16, chorusFloat64}) {
+    size_t es = chorusDataTypeSize(dt);
+    std::vector<uint8_t> in(o.count * es);
+    uint64_t x = 0x1234567ull * (rank + 1) + o.seed;
+    for (size_t i = 0; i < o.count; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      double v = (static_cast<double>(x >> 11) / 9007199254740992.0 - 0.5) * 3.0;
+      chorus_test::store(dt, in.data(), i, v);
+    }
+    for (auto op : {chorusSum, chorusAvg}) {
+      std::vector<uint8_t> out(o.count * es);
+      chorusResult_t rc = chorusAllReduce(in.data(), out.data(), o.count, dt, op, comm, nullptr);
+      if (rc != chorusSuccess) ++failures;
+      std::printf("CASE name=parity/%s/%s hash=%016llx wrong=0 rc=%d\n", kTypeNames[dt],
+                  kOpNames[op], static_cast<unsigned long long>(hashBuf(out.data(), out.size())),
+                  rc);
+    }
+  }
+  std::fflush(stdout);
+  return failures;
+}
+
+int runAsync(chorusComm_t comm, const Opts& o) {
+  int rank = rankOf(comm), n = sizeOf(comm);
+  const int kOps = 16;
+  std::vector<std::vector<float>> in(kOps), want(kOps);
+  std::vector<chorusRequest_t> reqs(kOps);
+  int failures = 0;
+  for (int k = 0; k < kOps; ++k) {
+    size_t count = 1 + (k * 7919) % 50000 + (k % 4 == 0 ? 300000 : 0);
+    in[k].resize(count);
+    want[k].resize(count);
+    chorus_test::fillInput(chorusFloat32, chorusSum, in[k].data(), count, rank, o.seed + k);
+    chorus_test::fillExpected(chorusFloat32, chorusSum, want[k].data(), count, n, o.seed + k);
+  }
+  // Issue in a rank-dependent order: matching is by tag, not call order.
+  for (int j = 0; j < kOps; ++j) {
+    int k = (j + rank * 5) % kOps;
+    chorusResult_t rc = chorusAllReduceAsync(in[k].data(), in[k].data(), in[k].size(),
+                                             chorusFloat32, chorusSum, 100 + k, comm, &reqs[k]);
+    if (rc != chorusSuccess) {
+      std::printf("ERROR async start %d: %s\n", k, chorusGetLastError(comm));
+      ++failures;
+    }
+  }
+  for (int k = kOps - 1; k >= 0; --k) {
+    if (!reqs[k]) continue;
+    chorusResult_t rc = chorusWait(&reqs[k], nullptr);
+    size_t wrong = chorus_test::countWrong(in[k].data(), want[k].data(), in[k].size(), 4);
+    if (rc != chorusSuccess || wrong) ++failures;
+    std::printf("CASE name=async/%d hash=%016llx wrong=%zu rc=%d\n", k,
+                static_cast<unsigned long long>(hashBuf(in[k].data(), in[k].size() * 4)), wrong,
+                rc);
+  }
+  std::fflush(stdout);
+  return failures;
+}
+
+int runBig(chorusComm_t comm, const Opts& o) {
+  int rank = rankOf(comm), n = sizeOf(comm);
+  std::vector<float> in(o.count), out(o.count), want(o.count);
+  chorus_test::fillInput(chorusFloat32, chorusSum, in.data(), o.count, rank, o.seed);
+  chorus_test::fillExpected(chorusFloat32, chorusSum, want.data(), o.count, n, o.seed);
+  int failures = 0;
+  for (int inplace = 0; inplace < 2; ++inplace) {
+    std::vector<float> buf = in;
+    float* recv = inplace ? buf.data() : out.data();
+    chorusOpInfo_t info;
+    info.size = sizeof(info);
+    chorusResult_t rc =
+        chorusAllReduce(buf.data(), recv, o.count, chorusFloat32, chorusSum, comm, &info);
+    size_t wrong = chorus_test::countWrong(recv, want.data(), o.count, 4);
+    if (rc != chorusSuccess || wrong) ++failures;
+    std::printf("CASE name=big/%zu/%s hash=%016llx wrong=%zu rc=%d sent=%llu algo=%s\n", o.count,
+                inplace ? "inplace" : "outofplace",
+                static_cast<unsigned long long>(hashBuf(recv, o.count * 4)), wrong, rc,
+                static_cast<unsigned long long>(info.bytesSent), info.algorithm);
+  }
+  std::fflush(stdout);
+  return failures;
+}
+
+void bad(const char* name, chorusResult_t rc, chorusComm_t comm) {
+  std::printf("BAD name=%s rc=%d msg=%s\n", name, rc, chorusGetLastError(comm));
+}
+
+int runBadInput(chorusComm_t comm, const Opts& o) {
+  float x[4] = {1, 2, 3, 4};
+  chorusRequest_t req = nullptr;
+  bad("null-sendbuf", chorusAllReduce(nullptr, x, 4, chorusFloat32, chorusSum, comm, nullptr),
+      comm);
+  bad("null-recvbuf", chorusAllReduce(x, nullptr, 4, chorusFloat32, chorusSum, comm, nullptr),
+      comm);
+  bad("null-comm", chorusAllReduce(x, x, 4, chorusFloat32, chorusSum, nullptr, nullptr), nullptr);
+  bad("bad-dtype",
+      chorusAllReduce(x, x, 4, static_cast<chorusDataType_t>(42), chorusSum, comm, nullptr), comm);
+  bad("bad-op",
+      chorusAllReduce(x, x, 4, chorusFloat32, static_cast<chorusRedOp_t>(-1), comm, nullptr), comm);
+  bad("count-overflow",
+      chorusAllReduce(x, x, SIZE_MAX / 2, chorusFloat32, chorusSum, comm, nullptr), comm);
+  bad("partial-overlap", chorusAllReduce(x, x + 1, 3, chorusFloat32, chorusSum, comm, nullptr),
+      comm);
+  bad("reserved-tag",
+      chorusAllReduceAsync(x, x, 4, chorusFloat32, chorusSum, 1ull << 63, comm, &req), comm);
+  bad("null-request", chorusWait(nullptr, nullptr), nullptr);
+  int rank;
+  bad("null-rank-out", chorusCommRank(comm, nullptr), comm);
+  chorusOpInfo_t info;
+  info.size = 3;  // caller forgot to set it
+  bad("bad-info-size", chorusAllReduce(x, x, 4, chorusFloat32, chorusSum, comm, &info), comm);
+  (void)rank;
+  // After all of that, the communicator still works.
+  chorusResult_t rc = chorusAllReduce(x, x, 4, chorusFloat32, chorusSum, comm, nullptr);
+  bad("still-works", rc, comm);
+  std::fflush(stdout);
+  return rc == chorusSuccess ? 0 : 1;
+}
+
+int runMismatch(chorusComm_t comm, const Opts& o) {
+  int rank = rankOf(comm);
+  std::vector<float> buf(1000 + (rank == 0 ? 1 : 0), 1.0f);
+  chorusResult_t rc =
+      chorusAllReduce(buf.data(), buf.data(), buf.size(), chorusFloat32, chorusSum, comm, nullptr);
+  std::printf("BAD name=mismatch rc=%d msg=%s\n", rc, chorusGetLastError(comm));
+  // The communicator recovers: the next matched call succeeds.
+  std::vector<float> ok(100, 1.0f);
+  rc = chorusAllReduce(ok.data(), ok.data(), ok.size(), chorusFloat32, chorusSum, comm, nullptr);
+  std::printf("BAD name=after-mismatch rc=%d msg=%s\n", rc, rc ? chorusGetLastError(comm) : "");
+  std::fflush(stdout);
+  return 0;
+}
+
+int runLoop(chorusComm_t comm, const Opts& o) {
+  int failures = 0;
+  std::vector<float> in(o.count), out(o.count);
+  for (int it = 0; it < o.iters; ++it) {
+    int rank = rankOf(comm);
+    for (size_t i = 0; i < o.count; ++i) in[i] = static_cast<float>((rank + 1) * (it % 5 + 1));
+    chorusOpInfo_t info;
+    info.size = sizeof(info);
+    chorusResult_t rc;
+    if (o.retry)
+      rc = chorusAllReduceWithRetry(in.data(), out.data(), o.count, chorusFloat32, chorusSum, 0,
+                                    comm, &info);
+    else
+      rc = chorusAllReduce(in.data(), out.data(), o.count, chorusFloat32, chorusSum, comm, &info);
+    uint64_t epoch = 0;
+    chorusCommEpoch(comm, &epoch);
+    std::printf("OP it=%d rc=%d hash=%016llx contributors=%d epoch=%llu v0=%g size=%d\n", it, rc,
+                static_cast<unsigned long long>(
+                    rc == chorusSuccess ? hashBuf(out.data(), out.size() * 4) : 0),
+                info.contributors, static_cast<unsigned long long>(info.epoch),
+                out.empty() ? 0.0 : out[0], sizeOf(comm));
+    std::fflush(stdout);
+    if (rc == chorusRemoved) return 3;
+    if (rc != chorusSuccess) ++failures;
+    if (o.sleepMs) std::this_thread::sleep_for(std::chrono::milliseconds(o.sleepMs));
+  }
+  return failures ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Opts o;
+  CLI::App app{"chorus_test_worker"};
+  app.add_option("--coordinator", o.coordinator)->required();
+  app.add_option("--secret", o.secret);
+  app.add_option("--group", o.group);
+  app.add_option("--scenario", o.scenario);
+  app.add_option("--expected", o.expected);
+  app.add_option("--count", o.count);
+  app.add_option("--iters", o.iters);
+  app.add_option("--seed", o.seed);
+  app.add_option("--counts", o.counts);
+  app.add_option("--dtypes", o.dtypes);
+  app.add_option("--ops", o.ops);
+  app.add_option("--connect-timeout-ms", o.connectTimeoutMs);
+  app.add_option("--op-timeout-ms", o.opTimeoutMs);
+  app.add_option("--streams", o.streams);
+  app.add_option("--sleep-ms", o.sleepMs);
+  app.add_flag("--retry", o.retry);
+  CLI11_PARSE(app, argc, argv);
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+
+  chorusInit();
+  chorusCommParams_t p;
+  chorusCommParamsInit(&p);
+  p.coordinator = o.coordinator.c_str();
+  p.secret = o.secret.c_str();
+  p.group = o.group.c_str();
+  p.expectedPeers = o.expected;
+  p.connectTimeoutMs = o.connectTimeoutMs;
+  p.opTimeoutMs = o.opTimeoutMs;
+  p.connectionsPerPeer = o.streams;
+  chorusComm_t comm = nullptr;
+  chorusResult_t rc = chorusCommCreate(&p, &comm);
+  if (rc != chorusSuccess) {
+    std::printf("DONE rc=%d stage=create msg=%s\n", rc, chorusGetLastError(nullptr));
+    return 2;
+  }
+  rc = chorusCommConnect(comm);
+  if (rc != chorusSuccess) {
+    std::printf("DONE rc=%d stage=connect msg=%s\n", rc, chorusGetLastError(comm));
+    chorusCommDestroy(comm);
+    return 2;
+  }
+  uint64_t epoch = 0;
+  chorusCommEpoch(comm, &epoch);
+  std::printf("READY rank=%d size=%d epoch=%llu pid=%d\n", rankOf(comm), sizeOf(comm),
+              static_cast<unsigned long long>(epoch), static_cast<int>(getpid()));
+  std::fflush(stdout);
+
+  int failures = 0;
+  if (o.scenario == "sweep")
+    failures = runSweep(comm, o) + runParity(comm, o);
+  else if (o.scenario == "async")
+    failures = runAsync(comm, o);
+  else if (o.scenario == "big")
+    failures = runBig(comm, o);
+  else if (o.scenario == "badinput")
+    failures = runBadInput(comm, o);
+  else if (o.scenario == "mismatch")
+    failures = runMismatch(comm, o);
+  else if (o.scenario == "loop")
+    failures = runLoop(comm, o);
+  else if (o.scenario == "idle")
+    std::this_thread::sleep_for(std::chrono::milliseconds(o.iters));
+  else {
+    std::printf("DONE rc=-1 msg=unknown scenario\n");
+    return 2;
+  }
+  rc = chorusCommDestroy(comm);
+  chorusFinalize();
+  std::printf("DONE rc=%d failures=%d\n", rc, failures);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,102 @@
+/* The public header compiled as strict C99 (-std=c99 -pedantic -Werror), and
+ * the API's behaviour on bad input, from C. Exit code 0 = pass. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "chorus.h"
+
+static int failures = 0;
+#define EXPECT(cond)                                                                 \
+  do {                                                                               \
+    if (!(cond)) {                                                                   \
+      fprintf(stderr, "%s:%d: expectation failed: %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                                    \
+    }                                                                                \
+  } while (0)
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(void) {
+  chorusCommParams_t p;
+  chorusComm_t comm = NULL;
+  chorusCoordinatorParams_t cp;
+  chorusCoordinator_t coord = NULL;
+  int version = 0, i;
+  float x[4] = {1, 2, 3, 4};
+  double t0;
+
+  for (i = 0; i < chorusNumResults; ++i) EXPECT(chorusGetErrorString((chorusResult_t)i) != NULL);
+  EXPECT(strcmp(chorusGetErrorString((chorusResult_t)999), "unknown result code") == 0);
+  EXPECT(chorusGetVersion(&version) == chorusSuccess && version == CHORUS_VERSION_CODE);
+  EXPECT(chorusDataTypeSize(chorusBfloat16) == 2);
+  EXPECT(chorusDataTypeSize((chorusDataType_t)77) == 0);
+
+  /* Before chorusInit. */
+  EXPECT(chorusCommParamsInit(&p) == chorusSuccess);
+  p.coordinator = "127.0.0.1:1";
+  EXPECT(chorusCommCreate(&p, &comm) == chorusNotInitialized);
+  EXPECT(strstr(chorusGetLastError(NULL), "chorusInit") != NULL);
+  EXPECT(chorusAllReduce(x, x, 4, chorusFloat32, chorusSum, NULL, NULL) == chorusNotInitialized);
+
+  EXPECT(chorusInit() == chorusSuccess);
+  EXPECT(chorusCommParamsInit(NULL) == chorusInvalidArgument);
+  EXPECT(chorusCommCreate(NULL, &comm) == chorusInvalidArgument);
+  EXPECT(chorusCommCreate(&p, NULL) == chorusInvalidArgument);
+
+  p.coordinator = NULL;
+  EXPECT(chorusCommCreate(&p, &comm) == chorusInvalidArgument);
+  EXPECT(strstr(chorusGetLastError(NULL), "coordinator") != NULL);
+  p.coordinator = "no-port-here";
+  EXPECT(chorusCommCreate(&p, &comm) == chorusInvalidArgument);
+  p.coordinator = "127.0.0.1:1";
+  p.magic = 0;
+  EXPECT(chorusCommCreate(&p, &comm) == chorusInvalidArgument);
+  EXPECT(strstr(chorusGetLastError(NULL), "magic") != NULL);
+  chorusCommParamsInit(&p);
+  p.coordinator = "127.0.0.1:1";
+  p.connectTimeoutMs = 1500;
+
+  EXPECT(chorusCommCreate(&p, &comm) == chorusSuccess);
+  /* Not connected yet. */
+  EXPECT(chorusAllReduce(x, x, 4, chorusFloat32, chorusSum, comm, NULL) == chorusInvalidUsage);
+  EXPECT(strstr(chorusGetLastError(comm), "chorusCommConnect") != NULL);
+  /* Unreachable coordinator: a clear error within the deadline, no hang. */
+  t0 = now();
+  EXPECT(chorusCommConnect(comm) == chorusUnavailable);
+  EXPECT(now() - t0 < 5.0);
+  EXPECT(strstr(chorusGetLastError(comm), "127.0.0.1:1") != NULL);
+  fprintf(stderr, "unreachable coordinator: %s (%.2f s)\n", chorusGetLastError(comm), now() - t0);
+  EXPECT(chorusCommDestroy(comm) == chorusSuccess);
+  EXPECT(chorusCommDestroy(NULL) == chorusInvalidArgument);
+
+  /* Coordinator parameters. */
+  EXPECT(chorusCoordinatorParamsInit(&cp) == chorusSuccess);
+  cp.bindAddress = "not an address";
+  EXPECT(chorusCoordinatorStart(&cp, &coord) == chorusInvalidArgument);
+  cp.bindAddress = "127.0.0.1:0";
+  cp.failureTimeoutMs = 10;
+  cp.heartbeatIntervalMs = 100;
+  EXPECT(chorusCoordinatorStart(&cp, &coord) == chorusInvalidArgument);
+  EXPECT(strstr(chorusGetLastError(NULL), "twice") != NULL);
+  chorusCoordinatorParamsInit(&cp);
+  cp.bindAddress = "127.0.0.1:0";
+  EXPECT(chorusCoordinatorStart(&cp, &coord) == chorusSuccess);
+  {
+    char small[4];
+    char addr[64];
+    EXPECT(chorusCoordinatorGetAddress(coord, small, sizeof(small)) == chorusInvalidArgument);
+    EXPECT(chorusCoordinatorGetAddress(coord, addr, sizeof(addr)) == chorusSuccess);
+    EXPECT(strncmp(addr, "127.0.0.1:", 10) == 0);
+  }
+  EXPECT(chorusCoordinatorStop(coord) == chorusSuccess);
+  EXPECT(chorusFinalize() == chorusSuccess);
+  EXPECT(chorusFinalize() == chorusNotInitialized);
+
+  if (failures) fprintf(stderr, "%d failure(s)\n", failures);
+  return failures ? 1 : 0;
+}

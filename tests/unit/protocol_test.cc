@@ -1,0 +1,277 @@
+// Wire formats: round trips, and rejection of truncated, oversized,
+// wrong-version and garbled input (no crash, a clear error).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "src/membership/view.h"
+#include "src/protocol/auth.h"
+#include "src/protocol/control.h"
+#include "src/protocol/frame.h"
+#include "src/protocol/wire.h"
+
+using namespace chorus;
+
+TEST(Frame, RoundTrip) {
+  frame::Header h;
+  h.type = frame::Type::kDone;
+  h.flags = 7;
+  h.length = 12345;
+  h.block = 99;
+  h.epoch = 1ull << 40;
+  h.tag = 0xdeadbeefcafe;
+  h.seq = 17;
+  h.desc = 0x0102030405060708ull;
+  uint8_t buf[frame::kHeaderSize];
+  frame::encode(h, buf);
+  frame::Header g;
+  ASSERT_TRUE(frame::decode(buf, &g).isOk());
+  EXPECT_EQ(g.type, h.type);
+  EXPECT_EQ(g.flags, h.flags);
+  EXPECT_EQ(g.length, h.length);
+  EXPECT_EQ(g.block, h.block);
+  EXPECT_EQ(g.epoch, h.epoch);
+  EXPECT_EQ(g.tag, h.tag);
+  EXPECT_EQ(g.seq, h.seq);
+  EXPECT_EQ(g.desc, h.desc);
+}
+
+TEST(Frame, RejectsBadInput) {
+  frame::Header h;
+  h.length = 10;
+  uint8_t buf[frame::kHeaderSize];
+  frame::Header g;
+
+  frame::encode(h, buf);
+  buf[0] ^= 0xff;
+  Status s = frame::decode(buf, &g);
+  EXPECT_EQ(s.code(), Code::kProtocol);
+  EXPECT_NE(s.message().find("magic"), std::string::npos);
+
+  frame::encode(h, buf);
+  buf[4] = 9;
+  s = frame::decode(buf, &g);
+  EXPECT_EQ(s.code(), Code::kProtocol);
+  EXPECT_NE(s.message().find("version 9"), std::string::npos);
+
+  frame::encode(h, buf);
+  buf[5] = 77;
+  EXPECT_EQ(frame::decode(buf, &g).code(), Code::kProtocol);
+
+  h.length = frame::kMaxPayload + 1;
+  frame::encode(h, buf);
+  s = frame::decode(buf, &g);
+  EXPECT_EQ(s.code(), Code::kProtocol);
+  EXPECT_NE(s.message().find("exceeds"), std::string::npos);
+}
+
+TEST(Frame, RandomBytesNeverCrash) {
+  std::mt19937 rng(1);
+  uint8_t buf[frame::kHeaderSize];
+  frame::Header g;
+  int accepted = 0;
+  for (int i = 0; i < 100000; ++i) {
+    for (auto& b : buf) b = static_cast<uint8_t>(rng());
+    if (i % 2) wire::storeU32(buf, frame::kMagic);  // get past the magic half the time
+    if (frame::decode(buf, &g).isOk()) {
+      ++accepted;
+      EXPECT_LE(g.length, frame::kMaxPayload);
+    }
+  }
+  SUCCEED() << accepted << " random headers decoded";
+}
+
+TEST(Wire, ReaderBounds) {
+  wire::Writer w;
+  w.u32(5);
+  w.str("hello");
+  w.u64(42);
+  auto buf = w.buffer();
+  {
+    wire::Reader r(buf);
+    EXPECT_EQ(r.u32(), 5u);
+    EXPECT_EQ(r.str(100), "hello");
+    EXPECT_EQ(r.u64(), 42u);
+    EXPECT_TRUE(r.finish("test").isOk());
+  }
+  {
+    wire::Reader r(buf);
+    r.u32();
+    EXPECT_EQ(r.str(3), "");  // over the limit
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.finish("test").code(), Code::kProtocol);
+  }
+  for (size_t cut = 0; cut < buf.size(); ++cut) {
+    wire::Reader r(buf.data(), cut);
+    r.u32();
+    r.str(100);
+    r.u64();
+    EXPECT_FALSE(r.ok()) << cut;
+    EXPECT_EQ(r.u64(), 0u);  // sticky failure, zero values
+  }
+  {
+    wire::Reader r(buf);
+    r.u32();
+    EXPECT_EQ(r.finish("test").code(), Code::kProtocol);  // trailing bytes
+  }
+  {
+    // A list count that the remaining bytes cannot hold.
+    wire::Writer w2;
+    w2.u32(1000000);
+    auto b2 = w2.buffer();
+    wire::Reader r(b2);
+    EXPECT_EQ(r.count(1 << 20, 8), 0u);
+    EXPECT_FALSE(r.ok());
+  }
+}
+
+namespace {
+View sampleView() {
+  View v;
+  v.epoch = 7;
+  v.members.push_back({11, "10.0.0.1", 5000, "hostA"});
+  v.members.push_back({22, "10.0.0.2", 5001, "hostB"});
+  return v;
+}
+
+// Decoding every prefix of a valid body fails cleanly, and random bodies
+// never crash the decoder.
+template <typename M>
+void checkTruncationAndGarbage(const std::vector<uint8_t>& body) {
+  for (size_t cut = 0; cut < body.size(); ++cut) {
+    std::vector<uint8_t> part(body.begin(), body.begin() + cut);
+    EXPECT_FALSE(M::decode(part).isOk()) << "prefix of " << cut << " bytes accepted";
+  }
+  auto extra = body;
+  extra.push_back(0);
+  EXPECT_FALSE(M::decode(extra).isOk()) << "trailing byte accepted";
+  std::mt19937 rng(static_cast<unsigned>(body.size()));
+  for (int i = 0; i < 2000; ++i) {
+    auto g = body;
+    for (int k = 0; k < 3; ++k) g[rng() % g.size()] = static_cast<uint8_t>(rng());
+    (void)M::decode(g);  // must not crash or allocate absurdly
+  }
+}
+}  // namespace
+
+TEST(Control, RoundTrips) {
+  control::Hello h;
+  h.role = control::Role::kDataLink;
+  h.group = "grp";
+  h.fromPeer = 1;
+  h.toPeer = 2;
+  h.stream = 3;
+  h.streamCount = 4;
+  h.epoch = 5;
+  h.nonce = auth::makeNonce();
+  auto hb = h.encode();
+  auto h2 = control::Hello::decode(hb);
+  ASSERT_TRUE(h2.isOk());
+  EXPECT_EQ(h2->group, "grp");
+  EXPECT_EQ(h2->stream, 3);
+  EXPECT_EQ(h2->streamCount, 4);
+  EXPECT_EQ(h2->nonce, h.nonce);
+  checkTruncationAndGarbage<control::Hello>(hb);
+
+  control::Register r;
+  r.peerId = 9;
+  r.listenHost = "127.0.0.1";
+  r.listenPort = 4000;
+  r.hostId = "h";
+  r.expectedPeers = 3;
+  r.knownView = sampleView();
+  r.hasReport = true;
+  r.lastReport.ofEpoch = 6;
+  r.lastReport.ops.push_back({1, 2, true, false});
+  r.lastDecisions.ops.push_back({1, 2, Decision::kSuccess});
+  auto rb = r.encode();
+  auto r2 = control::Register::decode(rb);
+  ASSERT_TRUE(r2.isOk());
+  EXPECT_EQ(r2->knownView.members.size(), 2u);
+  EXPECT_EQ(r2->knownView.members[1].host, "10.0.0.2");
+  EXPECT_EQ(r2->lastReport.ops.size(), 1u);
+  EXPECT_TRUE(r2->lastReport.ops[0].haveAll);
+  EXPECT_EQ(r2->lastDecisions.ops[0].decision, Decision::kSuccess);
+  checkTruncationAndGarbage<control::Register>(rb);
+
+  control::ViewProposal p{sampleView(), 6, ViewReason::kFailure, true};
+  auto pb = p.encode();
+  auto p2 = control::ViewProposal::decode(pb);
+  ASSERT_TRUE(p2.isOk());
+  EXPECT_EQ(p2->reason, ViewReason::kFailure);
+  EXPECT_TRUE(p2->endsUpdate);
+  EXPECT_EQ(p2->view.epoch, 7u);
+  checkTruncationAndGarbage<control::ViewProposal>(pb);
+
+  control::Commit c;
+  c.epoch = 8;
+  c.reason = ViewReason::kLeave;
+  c.decisions.ops.push_back({3, 4, Decision::kRerun});
+  auto cb = c.encode();
+  auto c2 = control::Commit::decode(cb);
+  ASSERT_TRUE(c2.isOk());
+  EXPECT_EQ(c2->decisions.ops[0].decision, Decision::kRerun);
+  checkTruncationAndGarbage<control::Commit>(cb);
+
+  control::ErrorMsg e{Code::kUnauthenticated, "nope"};
+  auto e2 = control::ErrorMsg::decode(e.encode());
+  ASSERT_TRUE(e2.isOk());
+  EXPECT_EQ(e2->code, Code::kUnauthenticated);
+}
+
+TEST(Control, HeaderChecks) {
+  auto f = control::frame(control::Type::kHeartbeat, {1, 2, 3});
+  control::Type t;
+  uint32_t len;
+  ASSERT_TRUE(control::decodeHeader(f.data(), &t, &len).isOk());
+  EXPECT_EQ(t, control::Type::kHeartbeat);
+  EXPECT_EQ(len, 3u);
+  f[4] = 2;  // version
+  Status s = control::decodeHeader(f.data(), &t, &len);
+  EXPECT_EQ(s.code(), Code::kProtocol);
+  EXPECT_NE(s.message().find("version 2"), std::string::npos);
+  f[4] = control::kVersion;
+  f[5] = 200;  // type
+  EXPECT_EQ(control::decodeHeader(f.data(), &t, &len).code(), Code::kProtocol);
+  f[5] = static_cast<uint8_t>(control::Type::kHeartbeat);
+  wire::storeU32(f.data() + 8, control::kMaxBody + 1);
+  EXPECT_EQ(control::decodeHeader(f.data(), &t, &len).code(), Code::kProtocol);
+}
+
+TEST(Auth, ProofsDependOnSecretAndTranscript) {
+  auto a = auth::prove("secret", "label", "transcript");
+  EXPECT_TRUE(auth::equal(a, auth::prove("secret", "label", "transcript")));
+  EXPECT_FALSE(auth::equal(a, auth::prove("Secret", "label", "transcript")));
+  EXPECT_FALSE(auth::equal(a, auth::prove("secret", "label2", "transcript")));
+  EXPECT_FALSE(auth::equal(a, auth::prove("secret", "label", "transcript2")));
+  // Length prefixes keep fields apart.
+  auth::Transcript t1, t2;
+  t1.add("ab").add("c");
+  t2.add("a").add("bc");
+  EXPECT_NE(t1.str(), t2.str());
+  EXPECT_NE(auth::makeNonce(), auth::makeNonce());
+}
+
+TEST(Decide, UniformOutcomeRule) {
+  Report a, b;
+  a.ofEpoch = b.ofEpoch = 3;
+  // op 1: both hold the result -> success
+  a.ops.push_back({0, 1, true, false});
+  b.ops.push_back({0, 1, true, false});
+  // op 2: one partial -> fail
+  a.ops.push_back({0, 2, true, true});
+  b.ops.push_back({0, 2, false, false});
+  // op 3: only a started it -> fail (b never called it, so nobody completed)
+  a.ops.push_back({5, 3, false, false});
+  auto d = decide({a, b}, ViewReason::kFailure);
+  ASSERT_EQ(d.ops.size(), 3u);
+  EXPECT_EQ(d.find(0, 1)->decision, Decision::kSuccess);
+  EXPECT_EQ(d.find(0, 2)->decision, Decision::kFail);
+  EXPECT_EQ(d.find(5, 3)->decision, Decision::kFail);
+  EXPECT_EQ(d.find(9, 9), nullptr);
+  // After a graceful leave, unfinished ops re-run unless an input was overwritten.
+  auto l = decide({a, b}, ViewReason::kLeave);
+  EXPECT_EQ(l.find(0, 1)->decision, Decision::kSuccess);
+  EXPECT_EQ(l.find(0, 2)->decision, Decision::kFail);
+  EXPECT_EQ(l.find(5, 3)->decision, Decision::kRerun);
+}

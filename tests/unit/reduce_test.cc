@@ -1,0 +1,165 @@
+// Reduction kernels for every dtype x op against a scalar reference.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/reduce.h"
+#include "src/core/dtype.h"
+
+using namespace chorus;
+
+namespace {
+
+template <typename T>
+T refOp(RedOp op, T a, T b) {
+  if constexpr (std::is_integral_v<T>) {
+    using U = std::make_unsigned_t<T>;
+    switch (op) {
+      case RedOp::kSum:
+      case RedOp::kAvg:
+        return static_cast<T>(
+            static_cast<U>(static_cast<uint64_t>(static_cast<U>(a)) + static_cast<U>(b)));
+      case RedOp::kProd:
+        return static_cast<T>(static_cast<U>(static_cast<uint64_t>(static_cast<U>(a)) *
+                                             static_cast<uint64_t>(static_cast<U>(b))));
+      case RedOp::kMax:
+        return a > b ? a : b;
+      case RedOp::kMin:
+        return a < b ? a : b;
+    }
+  } else {
+    switch (op) {
+      case RedOp::kSum:
+      case RedOp::kAvg:
+        return a + b;
+      case RedOp::kProd:
+        return a * b;
+      case RedOp::kMax:
+        return std::isnan(a) ? a : std::isnan(b) ? b : (a > b ? a : b);
+      case RedOp::kMin:
+        return std::isnan(a) ? a : std::isnan(b) ? b : (a < b ? a : b);
+    }
+  }
+  return a;
+}
+
+template <typename T>
+void checkPlain(DataType t) {
+  std::mt19937_64 rng(42);
+  const size_t n = 1037;  // odd: exercises vector remainders
+  for (int o = 0; o < kNumRedOps; ++o) {
+    RedOp op = static_cast<RedOp>(o);
+    std::vector<T> a(n), b(n), out(n);
+    for (size_t i = 0; i < n; ++i) {
+      if constexpr (std::is_integral_v<T>) {
+        a[i] = static_cast<T>(rng());
+        b[i] = static_cast<T>(rng());
+      } else {
+        a[i] = static_cast<T>(std::uniform_real_distribution<double>(-100, 100)(rng));
+        b[i] = static_cast<T>(std::uniform_real_distribution<double>(-100, 100)(rng));
+      }
+    }
+    kernels::combine(t, op, out.data(), a.data(), b.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      T want = refOp(op, a[i], b[i]);
+      ASSERT_EQ(std::memcmp(&out[i], &want, sizeof(T)), 0)
+          << dataTypeName(t) << " " << redOpName(op) << " at " << i;
+    }
+    // combineFinal with avg divides once by the contributor count.
+    kernels::combineFinal(t, op, out.data(), a.data(), b.data(), n, 3);
+    for (size_t i = 0; i < n; ++i) {
+      T want = refOp(op, a[i], b[i]);
+      if (op == RedOp::kAvg) want = static_cast<T>(want / static_cast<T>(3));
+      ASSERT_EQ(std::memcmp(&out[i], &want, sizeof(T)), 0)
+          << dataTypeName(t) << " final " << redOpName(op) << " at " << i;
+    }
+    // Aliasing dst == acc is allowed.
+    std::vector<T> acc = a;
+    kernels::combine(t, op, acc.data(), acc.data(), b.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      T want = refOp(op, a[i], b[i]);
+      ASSERT_EQ(std::memcmp(&acc[i], &want, sizeof(T)), 0);
+    }
+  }
+}
+
+}  // namespace
+
+TEST(Reduce, Int8) {
+  checkPlain<int8_t>(DataType::kInt8);
+}
+TEST(Reduce, Uint8) {
+  checkPlain<uint8_t>(DataType::kUint8);
+}
+TEST(Reduce, Int32) {
+  checkPlain<int32_t>(DataType::kInt32);
+}
+TEST(Reduce, Uint32) {
+  checkPlain<uint32_t>(DataType::kUint32);
+}
+TEST(Reduce, Int64) {
+  checkPlain<int64_t>(DataType::kInt64);
+}
+TEST(Reduce, Uint64) {
+  checkPlain<uint64_t>(DataType::kUint64);
+}
+TEST(Reduce, Float32) {
+  checkPlain<float>(DataType::kFloat32);
+}
+TEST(Reduce, Float64) {
+  checkPlain<double>(DataType::kFloat64);
+}
+
+TEST(Reduce, SignedOverflowWraps) {
+  int32_t a = std::numeric_limits<int32_t>::max(), b = 1, out = 0;
+  kernels::combine(DataType::kInt32, RedOp::kSum, &out, &a, &b, 1);
+  EXPECT_EQ(out, std::numeric_limits<int32_t>::min());
+  int8_t x = 100, y = 3, z = 0;
+  kernels::combine(DataType::kInt8, RedOp::kProd, &z, &x, &y, 1);
+  EXPECT_EQ(z, static_cast<int8_t>(300 & 0xff));
+}
+
+TEST(Reduce, NanPropagatesInMinMax) {
+  float a[2] = {NAN, 1.0f}, b[2] = {1.0f, NAN}, out[2];
+  kernels::combine(DataType::kFloat32, RedOp::kMax, out, a, b, 2);
+  EXPECT_TRUE(std::isnan(out[0]));
+  EXPECT_TRUE(std::isnan(out[1]));
+  kernels::combine(DataType::kFloat32, RedOp::kMin, out, a, b, 2);
+  EXPECT_TRUE(std::isnan(out[0]));
+  EXPECT_TRUE(std::isnan(out[1]));
+}
+
+// fp16/bf16: accumulate in fp32, round once at the end.
+TEST(Reduce, HalfAccumulatesInFloatAndRoundsOnce) {
+  for (DataType t : {DataType::kFloat16, DataType::kBfloat16}) {
+    auto toH = [&](float f) { return t == DataType::kFloat16 ? floatToHalf(f) : floatToBf16(f); };
+    auto fromH = [&](uint16_t h) {
+      return t == DataType::kFloat16 ? halfToFloat(h) : bf16ToFloat(h);
+    };
+    std::mt19937 rng(7);
+    const int ranks = 5;
+    const size_t n = 513;
+    std::vector<std::vector<uint16_t>> in(ranks, std::vector<uint16_t>(n));
+    for (auto& v : in)
+      for (auto& x : v) x = toH(std::uniform_real_distribution<float>(-3, 3)(rng));
+    for (int o = 0; o < kNumRedOps; ++o) {
+      RedOp op = static_cast<RedOp>(o);
+      std::vector<float> acc(n);
+      kernels::toAccumulator(t, acc.data(), in[0].data(), n);
+      for (int r = 1; r < ranks - 1; ++r)
+        kernels::combine(t, op, acc.data(), acc.data(), in[r].data(), n);
+      std::vector<uint16_t> out(n);
+      kernels::combineFinal(t, op, out.data(), acc.data(), in[ranks - 1].data(), n, ranks);
+      for (size_t i = 0; i < n; ++i) {
+        float want = fromH(in[0][i]);
+        for (int r = 1; r < ranks; ++r) want = refOp(op, want, fromH(in[r][i]));
+        if (op == RedOp::kAvg) want = want / static_cast<float>(ranks);
+        ASSERT_EQ(out[i], toH(want)) << dataTypeName(t) << " " << redOpName(op) << " at " << i;
+      }
+    }
+  }
+}

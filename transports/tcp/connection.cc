@@ -1,0 +1,275 @@
+#include "transports/tcp/connection.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "src/core/log.h"
+
+namespace chorus::transport::tcp {
+
+namespace {
+constexpr size_t kStageSize = 256 << 10;
+constexpr size_t kDiscardSize = 64 << 10;
+constexpr int kMaxIov = 64;
+// Source of filler bytes for a frame cancelled after it was partly written.
+const uint8_t kZeros[16 << 10] = {};
+}  // namespace
+
+TcpConnection::TcpConnection(int fd, uint64_t peerId, int stream)
+    : Connection(peerId, stream), fd_(fd) {
+  stage_.resize(kStageSize);
+  discard_.resize(kDiscardSize);
+}
+
+TcpConnection::~TcpConnection() {
+  close();
+}
+
+void TcpConnection::close() {
+  if (!open_) return;
+  open_ = false;
+  ::shutdown(fd_, SHUT_RDWR);
+  ::close(fd_);
+  fd_ = -1;
+  sendq_.clear();
+}
+
+Status TcpConnection::brokenError(const std::string& what, int err) {
+  std::string msg = "connection to peer " + std::to_string(peerId_) + " (stream " +
+                    std::to_string(stream_) + ") " + what;
+  if (err) msg += std::string(": ") + std::strerror(err);
+  return unavailable(msg);
+}
+
+void TcpConnection::postSend(const frame::Header& h, const void* payload, SendOwner* owner,
+                             uint64_t cookie) {
+  SendItem item;
+  frame::encode(h, item.header);
+  item.payload = static_cast<const uint8_t*>(payload);
+  item.length = h.length;
+  item.owner = owner;
+  item.cookie = cookie;
+  if (h.length > 0 && payload == nullptr) item.payload = nullptr;
+  sendq_.push_back(item);
+}
+
+void TcpConnection::postSendCopy(const frame::Header& h, const void* payload) {
+  SendItem item;
+  frame::encode(h, item.header);
+  item.owned = std::make_shared<std::vector<uint8_t>>(
+      static_cast<const uint8_t*>(payload), static_cast<const uint8_t*>(payload) + h.length);
+  item.payload = item.owned->data();
+  item.length = h.length;
+  item.owner = nullptr;
+  item.cookie = 0;
+  sendq_.push_back(std::move(item));
+}
+
+void TcpConnection::cancelSends(const SendOwner* owner) {
+  for (auto it = sendq_.begin(); it != sendq_.end();) {
+    if (it->owner == owner) {
+      if (it->done == 0) {
+        it = sendq_.erase(it);
+        continue;
+      }
+      // Partly on the wire: finish the frame with zeros; the receiver drops
+      // it because the operation is gone on both sides.
+      it->payload = nullptr;
+      it->owner = nullptr;
+    }
+    ++it;
+  }
+}
+
+void TcpConnection::detachReceives(const void* owner) {
+  if (inPayload_ && target_.owner == owner) {
+    target_.ptr = nullptr;
+    target_.owner = nullptr;
+  }
+}
+
+Result<bool> TcpConnection::flushSends() {
+  bool progressed = false;
+  while (!sendq_.empty()) {
+    iovec iov[kMaxIov];
+    int n = 0;
+    for (auto it = sendq_.begin(); it != sendq_.end() && n < kMaxIov - 1; ++it) {
+      size_t done = it->done;
+      if (done < frame::kHeaderSize) {
+        iov[n].iov_base = it->header + done;
+        iov[n].iov_len = frame::kHeaderSize - done;
+        ++n;
+        done = frame::kHeaderSize;
+      }
+      size_t payDone = done - frame::kHeaderSize;
+      size_t payLeft = it->length - payDone;
+      if (payLeft == 0) continue;
+      if (it->payload) {
+        iov[n].iov_base = const_cast<uint8_t*>(it->payload + payDone);
+        iov[n].iov_len = payLeft;
+        ++n;
+      } else {
+        iov[n].iov_base = const_cast<uint8_t*>(kZeros);
+        iov[n].iov_len = payLeft < sizeof(kZeros) ? payLeft : sizeof(kZeros);
+        ++n;
+        break;  // filler may be shorter than the payload: stop after it
+      }
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n;
+    ssize_t w = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return brokenError("failed while sending", errno);
+    }
+    progressed = true;
+    bytesSent_ += static_cast<uint64_t>(w);
+    size_t left = static_cast<size_t>(w);
+    while (left > 0 && !sendq_.empty()) {
+      SendItem& front = sendq_.front();
+      size_t total = frame::kHeaderSize + front.length;
+      size_t take = total - front.done;
+      if (take > left) {
+        front.done += left;
+        left = 0;
+        break;
+      }
+      left -= take;
+      if (front.owner) completed_.emplace_back(front.owner, front.cookie);
+      sendq_.pop_front();
+    }
+  }
+  if (!completed_.empty()) {
+    // Callbacks may post new sends; iterate over a private copy.
+    std::vector<std::pair<SendOwner*, uint64_t>> done;
+    done.swap(completed_);
+    for (auto& [owner, cookie] : done) owner->onSent(cookie);
+  }
+  return progressed;
+}
+
+Status TcpConnection::parseStaged(FrameSink& sink, bool* progressed) {
+  for (;;) {
+    size_t staged = stageEnd_ - stageBegin_;
+    if (!inPayload_) {
+      if (staged < frame::kHeaderSize) break;
+      frame::Header h;
+      Status s = frame::decode(stage_.data() + stageBegin_, &h);
+      if (!s.isOk())
+        return s.withContext("from peer " + std::to_string(peerId_) + " stream " +
+                             std::to_string(stream_));
+      stageBegin_ += frame::kHeaderSize;
+      staged -= frame::kHeaderSize;
+      cur_ = h;
+      payloadDone_ = 0;
+      inPayload_ = true;
+      target_ = sink.onHeader(*this, cur_);
+      *progressed = true;
+    }
+    uint32_t remaining = cur_.length - payloadDone_;
+    size_t take = remaining < staged ? remaining : staged;
+    if (take > 0) {
+      if (target_.ptr) std::memcpy(target_.ptr + payloadDone_, stage_.data() + stageBegin_, take);
+      payloadDone_ += static_cast<uint32_t>(take);
+      stageBegin_ += take;
+    }
+    if (payloadDone_ == cur_.length) {
+      inPayload_ = false;
+      RecvTarget t = target_;
+      target_ = RecvTarget{};
+      sink.onFrame(*this, cur_, t);
+      if (!open_) return Status::ok();
+      continue;
+    }
+    break;  // need more bytes
+  }
+  if (stageBegin_ == stageEnd_) stageBegin_ = stageEnd_ = 0;
+  return Status::ok();
+}
+
+Result<bool> TcpConnection::readFrames(FrameSink& sink) {
+  bool progressed = false;
+  for (int rounds = 0; rounds < 64 && open_; ++rounds) {
+    CHORUS_RETURN_IF_ERROR(parseStaged(sink, &progressed));
+    if (!open_) break;
+    iovec iov[2];
+    int n = 0;
+    size_t directLen = 0;
+    uint8_t* direct = nullptr;
+    if (inPayload_) {
+      // Staging is empty here (parseStaged consumed it): read the payload in
+      // place, and whatever follows into the staging buffer.
+      stageBegin_ = stageEnd_ = 0;
+      directLen = cur_.length - payloadDone_;
+      if (target_.ptr) {
+        direct = target_.ptr + payloadDone_;
+      } else {
+        direct = discard_.data();
+        if (directLen > discard_.size()) directLen = discard_.size();
+      }
+      iov[n++] = {direct, directLen};
+      iov[n++] = {stage_.data(), stage_.size()};
+    } else {
+      if (stageBegin_ > 0 && stageEnd_ + frame::kHeaderSize > stage_.size()) {
+        std::memmove(stage_.data(), stage_.data() + stageBegin_, stageEnd_ - stageBegin_);
+        stageEnd_ -= stageBegin_;
+        stageBegin_ = 0;
+      }
+      iov[n++] = {stage_.data() + stageEnd_, stage_.size() - stageEnd_};
+    }
+    ssize_t r = ::readv(fd_, iov, n);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return brokenError("failed while receiving", errno);
+    }
+    if (r == 0) return brokenError("was closed by the peer", 0);
+    progressed = true;
+    bytesReceived_ += static_cast<uint64_t>(r);
+    size_t got = static_cast<size_t>(r);
+    if (inPayload_) {
+      size_t first = got < directLen ? got : directLen;
+      payloadDone_ += static_cast<uint32_t>(first);
+      stageEnd_ = got - first;
+      if (payloadDone_ == cur_.length) {
+        inPayload_ = false;
+        RecvTarget t = target_;
+        target_ = RecvTarget{};
+        sink.onFrame(*this, cur_, t);
+      }
+    } else {
+      stageEnd_ += got;
+    }
+    if (got < iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0)) {
+      // Short read: the socket is drained; parse what we have and stop.
+      CHORUS_RETURN_IF_ERROR(parseStaged(sink, &progressed));
+      break;
+    }
+  }
+  return progressed;
+}
+
+Result<ProgressResult> TcpConnection::progress(FrameSink& sink) {
+  ProgressResult pr;
+  if (!open_) return unavailable("connection to peer " + std::to_string(peerId_) + " is closed");
+  if (!sendq_.empty()) {
+    CHORUS_ASSIGN_OR_RETURN(bool sent, flushSends());
+    pr.didWork |= sent;
+  }
+  CHORUS_ASSIGN_OR_RETURN(bool read, readFrames(sink));
+  pr.didWork |= read;
+  // Receiving may have queued new sends (the next pipeline step).
+  if (open_ && !sendq_.empty()) {
+    CHORUS_ASSIGN_OR_RETURN(bool sent, flushSends());
+    pr.didWork |= sent;
+  }
+  return pr;
+}
+
+}  // namespace chorus::transport::tcp

@@ -1,0 +1,67 @@
+// TCP data connection: framed, non-blocking I/O on a connected socket.
+// The socket is connected and authenticated with Asio, then released from
+// Asio's reactor: only the progress engine's epoll watches it, so arriving
+// data wakes only the thread that waits for it.
+// Reads use readv() into [current payload destination, staging buffer], so a
+// large payload lands in place and small frames that follow it are picked up
+// by the same system call. Writes gather queued headers and payloads into one
+// sendmsg().
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "transports/transport.h"
+
+namespace chorus::transport::tcp {
+
+class TcpConnection final : public Connection {
+ public:
+  // Takes ownership of a connected, authenticated, non-blocking descriptor.
+  TcpConnection(int fd, uint64_t peerId, int stream);
+  ~TcpConnection() override;
+
+  int fd() const override { return fd_; }
+  const char* transportName() const override { return "tcp"; }
+  void postSend(const frame::Header& h, const void* payload, SendOwner* owner,
+                uint64_t cookie) override;
+  void postSendCopy(const frame::Header& h, const void* payload) override;
+  Result<ProgressResult> progress(FrameSink& sink) override;
+  bool hasPendingSends() const override { return !sendq_.empty(); }
+  void cancelSends(const SendOwner* owner) override;
+  void detachReceives(const void* owner) override;
+  void close() override;
+  bool isOpen() const override { return open_; }
+
+ private:
+  struct SendItem {
+    uint8_t header[frame::kHeaderSize];
+    const uint8_t* payload;  // nullptr: send zeros (cancelled mid-frame)
+    uint32_t length;
+    size_t done = 0;  // bytes of header+payload already written
+    SendOwner* owner;
+    uint64_t cookie;
+    std::shared_ptr<std::vector<uint8_t>> owned;  // payload copy (postSendCopy)
+  };
+  Result<bool> flushSends();
+  Result<bool> readFrames(FrameSink& sink);
+  Status parseStaged(FrameSink& sink, bool* progressed);
+  Status brokenError(const std::string& what, int err);
+
+  int fd_;
+  bool open_ = true;
+  std::deque<SendItem> sendq_;
+  std::vector<std::pair<SendOwner*, uint64_t>> completed_;
+
+  // Receive state.
+  std::vector<uint8_t> stage_;
+  size_t stageBegin_ = 0, stageEnd_ = 0;
+  bool inPayload_ = false;
+  frame::Header cur_;
+  RecvTarget target_;
+  uint32_t payloadDone_ = 0;
+  std::vector<uint8_t> discard_;
+};
+
+}  // namespace chorus::transport::tcp

@@ -1,0 +1,88 @@
+// Transport interfaces. A Connection moves frames (src/protocol/frame.h)
+// between two peers. Transports start no threads: the progress engine calls
+// Connection::progress() from whichever thread drives it (a blocking caller or
+// the engine's own thread), always under the engine lock.
+//
+// Receiving: the transport decodes each frame header and asks the FrameSink
+// where the payload goes, so payloads land directly in their final buffer
+// (the operation's output or scratch) without an intermediate copy.
+// Sending: postSend queues a header plus a pointer to payload bytes that must
+// stay valid until the SendOwner hears onSent, or until cancelSends(owner)
+// returns (the transport then never touches that memory again).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "src/core/status.h"
+#include "src/protocol/frame.h"
+
+namespace chorus::transport {
+
+class Connection;
+
+// Whoever owns send or receive buffers (an operation). Identity only.
+class SendOwner {
+ public:
+  virtual ~SendOwner() = default;
+  virtual void onSent(uint64_t cookie) = 0;
+};
+
+struct RecvTarget {
+  uint8_t* ptr = nullptr;       // nullptr: read and discard the payload
+  const void* owner = nullptr;  // for detachReceives()
+};
+
+class FrameSink {
+ public:
+  virtual ~FrameSink() = default;
+  // A header arrived; say where its payload goes.
+  virtual RecvTarget onHeader(Connection& conn, const frame::Header& h) = 0;
+  // The payload arrived completely at target.ptr (or was discarded).
+  virtual void onFrame(Connection& conn, const frame::Header& h, const RecvTarget& target) = 0;
+};
+
+struct ProgressResult {
+  bool didWork = false;  // bytes moved
+};
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+
+  uint64_t peerId() const { return peerId_; }
+  int stream() const { return stream_; }
+  // Descriptor to wait on for readiness, or -1 (then the engine polls).
+  virtual int fd() const = 0;
+  virtual const char* transportName() const = 0;
+
+  // Queue a frame. h.length payload bytes are read from payload later.
+  virtual void postSend(const frame::Header& h, const void* payload, SendOwner* owner,
+                        uint64_t cookie) = 0;
+  // Queue a frame whose (small) payload is copied now; no completion.
+  virtual void postSendCopy(const frame::Header& h, const void* payload) = 0;
+  // Move bytes without blocking. An error means the connection is broken.
+  virtual Result<ProgressResult> progress(FrameSink& sink) = 0;
+  virtual bool hasPendingSends() const = 0;
+  // Forget every queued send of owner; a frame already half-written is
+  // finished with zero bytes so the stream stays framed.
+  virtual void cancelSends(const SendOwner* owner) = 0;
+  // A payload being received into owner's memory continues into a discard
+  // buffer instead.
+  virtual void detachReceives(const void* owner) = 0;
+  // Close for good; later calls fail.
+  virtual void close() = 0;
+  virtual bool isOpen() const = 0;
+
+  uint64_t bytesSent() const { return bytesSent_; }
+  uint64_t bytesReceived() const { return bytesReceived_; }
+
+ protected:
+  Connection(uint64_t peerId, int stream) : peerId_(peerId), stream_(stream) {}
+  uint64_t peerId_;
+  int stream_;
+  uint64_t bytesSent_ = 0;
+  uint64_t bytesReceived_ = 0;
+};
+
+}  // namespace chorus::transport
