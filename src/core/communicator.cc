@@ -549,7 +549,10 @@ transport::RecvTarget Communicator::onHeader(transport::Connection& c, const fra
       }
       if (op && (h.epoch < op->epoch || (h.epoch == op->epoch && op->state != OpState::kQueued)))
         return {};  // frozen or stale
-      if (!op && keyFinished(key)) return {};
+      // Only frames of the current epoch can belong to a finished call; a
+      // later epoch's may arrive before this peer processed that epoch's
+      // commit (which may restart the numbering).
+      if (!op && h.epoch == committed_.epoch && keyFinished(key)) return {};
       if (unexpectedBytes_ + h.length > kMaxUnexpectedBytes) {
         LOG_ERROR("dropping a frame: more than " << (kMaxUnexpectedBytes >> 20)
                                                  << " MiB arrived for operations not started here");
@@ -603,7 +606,7 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
       Op* op = findOp(key);
       if (op && op->state == OpState::kRunning && op->epoch == h.epoch) {
         onDone(op, c.peerId());
-      } else if (!op && !keyFinished(key)) {
+      } else if (!op && (h.epoch > committed_.epoch || !keyFinished(key))) {
         auto u = std::make_unique<Unexpected>();
         u->h = h;
         u->peerId = c.peerId();
@@ -623,7 +626,7 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
       if (op && op->epoch == h.epoch &&
           (op->state == OpState::kRunning || op->state == OpState::kQueued)) {
         finishOp(op, Status(code, msg));
-      } else if (!op && !keyFinished(key)) {
+      } else if (!op && (h.epoch > committed_.epoch || !keyFinished(key))) {
         auto u = std::make_unique<Unexpected>();
         u->h = h;
         u->h.block = static_cast<uint32_t>(code);
@@ -818,6 +821,7 @@ void Communicator::handleEvent(ControlEvent& ev) {
       break;
     case ControlEvent::Kind::kUpdateNoChange:
       if (updateWaiting_) updateDone_ = true;
+      if (client_) client_->resetPending();
       break;
     case ControlEvent::Kind::kRemoved:
       onRemoved(ev.text, updateWaiting_ && leaveAnnounced_);
@@ -951,9 +955,12 @@ void Communicator::onCommit(const control::Commit& c) {
   }
   for (Op* op : all) {
     if (op->state != OpState::kQueued) continue;
+    // Called here while the view was changing, but others may have had it in
+    // flight: their decision binds this peer too.
+    const OpDecision* d = c.decisions.find(op->key.tag, op->key.seq);
     auto f = failedKeys_.find(op->key);
-    if (f != failedKeys_.end()) {
-      failedKeys_.erase(f);
+    if ((d && d->decision == Decision::kFail) || f != failedKeys_.end()) {
+      if (f != failedKeys_.end()) failedKeys_.erase(f);
       finishOp(op, aborted("a peer was lost before operation " + op->key.toString() +
                            " started here; retry in the new view"));
     } else {
@@ -961,9 +968,16 @@ void Communicator::onCommit(const control::Commit& c) {
     }
   }
   dropUnexpectedBefore(committed_.epoch);
+  if (c.endsUpdate) {
+    // A joint update: nothing is in flight anywhere, and joiners start
+    // numbering their calls from zero, so everyone does.
+    nextSeq_.clear();
+    failedKeys_.clear();
+  }
   applySpinPolicy();
   if (updateWaiting_ && c.endsUpdate) updateDone_ = true;
   publishClaims();
+  if (client_) client_->resetPending();
   LOG_INFO("committed epoch " << committed_.epoch << " (" << viewReasonName(c.reason) << "): rank "
                               << myRank_ << " of " << committed_.size());
 }

@@ -1,9 +1,11 @@
 // One collective operation in flight on a communicator.
 //
 // Identity: (tag, seq) -- the caller's tag and the call's position among
-// calls with that tag on this peer. Every peer numbers its calls the same
-// way, so the key names the same operation everywhere and survives a view
-// change (an operation may be re-run in a new epoch under the same key).
+// calls with that tag on this peer since the last membership update. Every
+// peer numbers its calls the same way, so the key names the same operation
+// everywhere and survives a failure-driven view change (an operation may be
+// re-run in a new epoch under the same key). A joint membership update
+// restarts the numbering on every member, joiners included.
 //
 // Lifecycle (all under the engine lock):
 //   kQueued   called while a view change is in progress; starts at commit

@@ -244,6 +244,7 @@ asio::awaitable<void> MembershipClient::heartbeats(std::shared_ptr<tcp::socket> 
       std::lock_guard<std::mutex> lk(claimsMu_);
       hb.epoch = claims_.knownView.epoch;
     }
+    heartbeatGenSent_ = pendingGen_.load();
     enqueue(control::frame(control::Type::kHeartbeat, hb.encode()));
     t.expires_after(std::chrono::milliseconds(heartbeatMs_));
     asio::error_code ec;
@@ -256,10 +257,17 @@ void MembershipClient::dispatch(const control::Message& m) {
   switch (m.type) {
     case control::Type::kHeartbeatAck: {
       auto a = control::HeartbeatAck::decode(m.body);
-      if (a.isOk()) {
-        pendingJoins_ = a->pendingJoins;
-        pendingLeaves_ = a->pendingLeaves;
+      if (!a.isOk()) return;
+      uint64_t known;
+      {
+        std::lock_guard<std::mutex> lk(claimsMu_);
+        known = claims_.knownView.epoch;
       }
+      // An acknowledgement of a heartbeat sent before the last reset, or
+      // describing an older view, would resurrect consumed counts.
+      if (a->epoch < known || heartbeatGenSent_ != pendingGen_.load()) return;
+      pendingJoins_ = a->pendingJoins;
+      pendingLeaves_ = a->pendingLeaves;
       return;
     }
     case control::Type::kViewProposal: {

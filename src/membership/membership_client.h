@@ -91,6 +91,13 @@ class MembershipClient {
   // of the last transition.
   void setClaims(const Claims& claims);
 
+  // Forget the pending counts (a view change or an update consumed them);
+  // the next heartbeat acknowledgement refreshes them.
+  void resetPending() {
+    pendingJoins_ = 0;
+    pendingLeaves_ = 0;
+    ++pendingGen_;
+  }
   uint32_t pendingJoins() const { return pendingJoins_.load(); }
   uint32_t pendingLeaves() const { return pendingLeaves_.load(); }
   bool linkUp() const { return linkUp_.load(); }
@@ -128,6 +135,9 @@ class MembershipClient {
   std::atomic<bool> linkUp_{false};
   std::atomic<bool> queueEmpty_{true};
   std::atomic<uint32_t> pendingJoins_{0}, pendingLeaves_{0};
+  std::atomic<uint64_t> pendingGen_{0};  // bumped by resetPending
+  uint64_t heartbeatGenSent_ = 0;        // pendingGen_ when the last heartbeat left (io thread)
+  uint64_t ackGenExpected_ = 0;
 
   std::mutex claimsMu_;  // leaf lock
   Claims claims_;

@@ -12,7 +12,8 @@
 //   big       one large float sum (--count), exact check + hash
 //   badinput  invalid calls, each printing its result code
 //   mismatch  rank 0 calls with a different count than the others
-//   loop      all-reduces until --iters or killed; prints each outcome
+//   loop      --iters all-reduces; prints each outcome (OP lines)
+//   train     training loop with joins/leaves (PeersPending, UpdateMembership)
 //   idle      connect, then wait for --iters milliseconds and leave
 #include <CLI/CLI.hpp>
 
@@ -49,6 +50,9 @@ struct Opts {
   int streams = 1;
   bool retry = false;
   int sleepMs = 0;
+  int leaveAt = -1;
+  int exitAt = -1;
+  bool joiner = false;
 };
 
 const char* kTypeNames[] = {"int8",   "uint8", "int32",    "uint32", "int64",
@@ -260,30 +264,118 @@ int runMismatch(chorusComm_t comm, const Opts& o) {
   return 0;
 }
 
+int64_t wallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// One all-reduce of `count` floats with the same values on every peer, so
+// the exact result is contributors * value whatever the ranks are. Prints
+// an OP line.
+chorusResult_t loopOp(chorusComm_t comm, const Opts& o, int it, std::vector<float>& in,
+                      std::vector<float>& out, bool* wrongOut, int valueSeed) {
+  float v = static_cast<float>(valueSeed % 5 + 1);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = v + static_cast<float>(i % 3);
+  chorusOpInfo_t info;
+  info.size = sizeof(info);
+  auto t0 = std::chrono::steady_clock::now();
+  chorusResult_t rc;
+  if (o.retry)
+    rc = chorusAllReduceWithRetry(in.data(), out.data(), in.size(), chorusFloat32, chorusSum, 0,
+                                  comm, &info);
+  else
+    rc = chorusAllReduce(in.data(), out.data(), in.size(), chorusFloat32, chorusSum, comm, &info);
+  auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  bool wrong = false;
+  if (rc == chorusSuccess)
+    for (size_t i = 0; i < out.size(); ++i)
+      if (out[i] != static_cast<float>(info.contributors) * (v + static_cast<float>(i % 3))) {
+        wrong = true;
+        break;
+      }
+  if (wrongOut) *wrongOut = wrong;
+  std::printf(
+      "OP it=%d rc=%d hash=%016llx contributors=%d epoch=%llu wrong=%d size=%d attempts=%d "
+      "us=%lld t=%lld\n",
+      it, rc,
+      static_cast<unsigned long long>(rc == chorusSuccess ? hashBuf(out.data(), out.size() * 4)
+                                                          : 0),
+      info.contributors, static_cast<unsigned long long>(info.epoch), wrong ? 1 : 0, sizeOf(comm),
+      info.attempts, static_cast<long long>(us), static_cast<long long>(wallMs()));
+  if (rc != chorusSuccess && rc != chorusPeerLost)
+    std::printf("ERROR it=%d %s\n", it, chorusGetLastError(comm));
+  std::fflush(stdout);
+  return rc;
+}
+
 int runLoop(chorusComm_t comm, const Opts& o) {
   int failures = 0;
   std::vector<float> in(o.count), out(o.count);
   for (int it = 0; it < o.iters; ++it) {
-    int rank = rankOf(comm);
-    for (size_t i = 0; i < o.count; ++i) in[i] = static_cast<float>((rank + 1) * (it % 5 + 1));
-    chorusOpInfo_t info;
-    info.size = sizeof(info);
-    chorusResult_t rc;
-    if (o.retry)
-      rc = chorusAllReduceWithRetry(in.data(), out.data(), o.count, chorusFloat32, chorusSum, 0,
-                                    comm, &info);
-    else
-      rc = chorusAllReduce(in.data(), out.data(), o.count, chorusFloat32, chorusSum, comm, &info);
-    uint64_t epoch = 0;
-    chorusCommEpoch(comm, &epoch);
-    std::printf("OP it=%d rc=%d hash=%016llx contributors=%d epoch=%llu v0=%g size=%d\n", it, rc,
-                static_cast<unsigned long long>(
-                    rc == chorusSuccess ? hashBuf(out.data(), out.size() * 4) : 0),
-                info.contributors, static_cast<unsigned long long>(info.epoch),
-                out.empty() ? 0.0 : out[0], sizeOf(comm));
-    std::fflush(stdout);
+    bool wrong = false;
+    chorusResult_t rc = loopOp(comm, o, it, in, out, &wrong, it);
     if (rc == chorusRemoved) return 3;
-    if (rc != chorusSuccess) ++failures;
+    if (wrong) return 4;
+    if (rc != chorusSuccess && rc != chorusPeerLost) ++failures;
+    if (o.sleepMs) std::this_thread::sleep_for(std::chrono::milliseconds(o.sleepMs));
+  }
+  return failures ? 1 : 0;
+}
+
+// A training loop with dynamic membership: each step admits pending peers,
+// all-reduces, and agrees on whether to stop (rank 0 decides after --iters
+// steps, so peers that join late follow the same schedule). --leave-at K
+// announces a leave at step K (done at the next update); --exit-at K returns
+// at step K so main destroys the communicator: a leave outside a joint call.
+int runTrain(chorusComm_t comm, const Opts& o) {
+  std::vector<float> in(o.count), out(o.count);
+  int failures = 0;
+  for (int it = 0;; ++it) {
+    if (o.leaveAt >= 0 && it == o.leaveAt) {
+      chorusAnnounceLeave(comm);
+      std::printf("LEAVE it=%d announced\n", it);
+    }
+    if (o.exitAt >= 0 && it == o.exitAt) {
+      std::printf("EXIT it=%d t=%lld\n", it, static_cast<long long>(wallMs()));
+      std::fflush(stdout);
+      return 0;
+    }
+    int pending = 0;
+    chorusResult_t rc = chorusSuccess;
+    // A joiner returns from connect where the members return from the update
+    // that admitted it: it skips that step once.
+    if (!(o.joiner && it == 0)) rc = chorusPeersPending(comm, &pending);
+    if (rc == chorusSuccess && pending > 0) {
+      rc = chorusUpdateMembership(comm);
+      uint64_t epoch = 0;
+      chorusCommEpoch(comm, &epoch);
+      std::printf("UPDATE it=%d rc=%d size=%d epoch=%llu t=%lld\n", it, rc, sizeOf(comm),
+                  static_cast<unsigned long long>(epoch), static_cast<long long>(wallMs()));
+      if (rc == chorusSuccess && o.leaveAt >= 0 && it >= o.leaveAt) {
+        std::printf("LEFT it=%d\n", it);
+        std::fflush(stdout);
+        return failures ? 1 : 0;
+      }
+    }
+    if (rc == chorusRemoved) return 3;
+    if (rc != chorusSuccess) {
+      std::printf("ERROR it=%d membership rc=%d %s\n", it, rc, chorusGetLastError(comm));
+      if (rc != chorusPeerLost) ++failures;
+      continue;
+    }
+    bool wrong = false;
+    // Joiners count steps from their arrival: keep values step-independent.
+    rc = loopOp(comm, o, it, in, out, &wrong, 0);
+    if (rc == chorusRemoved) return 3;
+    if (wrong) return 4;
+    if (rc != chorusSuccess && rc != chorusPeerLost) ++failures;
+    int32_t stop = (rankOf(comm) == 0 && it + 1 >= o.iters) ? 1 : 0, anyStop = 0;
+    rc = chorusAllReduceWithRetry(&stop, &anyStop, 1, chorusInt32, chorusMax, 0, comm, nullptr);
+    if (rc == chorusRemoved) return 3;
+    if (rc == chorusSuccess && anyStop) break;
     if (o.sleepMs) std::this_thread::sleep_for(std::chrono::milliseconds(o.sleepMs));
   }
   return failures ? 1 : 0;
@@ -310,6 +402,9 @@ int main(int argc, char** argv) {
   app.add_option("--streams", o.streams);
   app.add_option("--sleep-ms", o.sleepMs);
   app.add_flag("--retry", o.retry);
+  app.add_option("--leave-at", o.leaveAt);
+  app.add_option("--exit-at", o.exitAt);
+  app.add_flag("--joiner", o.joiner);
   CLI11_PARSE(app, argc, argv);
   setvbuf(stdout, nullptr, _IOLBF, 0);
 
@@ -354,6 +449,8 @@ int main(int argc, char** argv) {
     failures = runMismatch(comm, o);
   else if (o.scenario == "loop")
     failures = runLoop(comm, o);
+  else if (o.scenario == "train")
+    failures = runTrain(comm, o);
   else if (o.scenario == "idle")
     std::this_thread::sleep_for(std::chrono::milliseconds(o.iters));
   else {
