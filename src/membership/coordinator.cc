@@ -107,6 +107,9 @@ Coordinator::Coordinator(const CoordinatorConfig& cfg)
 Result<std::unique_ptr<Coordinator>> Coordinator::start(const CoordinatorConfig& cfg) {
   std::unique_ptr<Coordinator> c(new Coordinator(cfg));
   CHORUS_RETURN_IF_ERROR(c->listen());
+  // Peers re-register within their reconnect back-off (at most 500 ms).
+  c->formViewsAfter_ =
+      Clock::now() + std::chrono::milliseconds(std::min(cfg.recoveryGraceMs, 1000));
   asio::co_spawn(c->io_, c->acceptLoop(), asio::detached);
   c->armSweep();
   Coordinator* raw = c.get();
@@ -408,6 +411,7 @@ void Coordinator::onSessionClosed(const std::shared_ptr<Session>& s) {
 
 void Coordinator::maybeFormInitialView(Group& g) {
   if (g.committed.epoch != 0 || g.proposal || g.recovering) return;
+  if (Clock::now() < formViewsAfter_) return;  // the sweep retries
   if (g.pending.size() < g.expected) return;
   View v;
   for (uint64_t id : g.pending) {
@@ -689,6 +693,7 @@ void Coordinator::sweep() {
       membersLost(g, late, ViewReason::kFailure, "not ready before the view setup deadline");
     }
     if (g.recovering && now > g.recoveryDeadline) tryFinishRecovery(g, true);
+    maybeFormInitialView(g);
   }
 }
 

@@ -74,6 +74,9 @@ class Coordinator {
   asio::steady_timer sweepTimer_;
   std::thread thread_;
   bool stopped_ = false;
+  // Until then no new group view forms: members of a job that was running
+  // when this coordinator (re)started get time to re-register first.
+  TimePoint formViewsAfter_;
   uint64_t nextSessionId_ = 1;
   std::map<std::string, std::unique_ptr<Group>> groups_;
   std::set<std::shared_ptr<Session>> sessions_;

@@ -11,41 +11,14 @@
 #include <vector>
 
 #include "chorus.h"
+#include "tools/common/process.h"
 
 namespace chorus_test {
 
 std::string workerPath();
 
-class Proc {
- public:
-  static std::unique_ptr<Proc> spawn(const std::string& path, const std::vector<std::string>& args,
-                                     const std::vector<std::string>& env = {});
-  ~Proc();
-  pid_t pid() const { return pid_; }
-  // Read whatever output is available, waiting up to timeoutMs for some.
-  void pump(int timeoutMs);
-  const std::string& output() const { return out_; }
-  // Complete lines starting with prefix.
-  std::vector<std::string> lines(const std::string& prefix) const;
-  // Wait until a line starting with prefix appears (true) or the timeout.
-  bool waitForLine(const std::string& prefix, int timeoutMs, size_t count = 1);
-  // Wait for exit (true) or the timeout.
-  bool wait(int timeoutMs);
-  bool exited() const { return exited_; }
-  int exitCode() const;  // -1 if killed by a signal
-  int termSignal() const;
-  void signal(int sig);
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  std::string out_;
-  bool exited_ = false;
-  int status_ = 0;
-};
-
-// key=value fields of a worker line.
-std::map<std::string, std::string> fields(const std::string& line);
+using Proc = chorus_tools::Process;
+using chorus_tools::fields;
 
 // Coordinator running inside the test process (C API).
 class TestCoordinator {

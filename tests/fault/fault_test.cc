@@ -1,0 +1,365 @@
+// Fault tests: real processes killed (SIGKILL), stalled (SIGSTOP), a real
+// coordinator process killed and restarted, peers joining and leaving while
+// the others keep all-reducing. Each test asserts the contract of
+// ../shared/DESIGN.md: uniform outcome with bit parity, bounded detection,
+// no hang, monotonic epochs.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "tests/common/harness.h"
+
+using namespace chorus_test;
+
+namespace {
+
+struct OpLine {
+  int it;
+  int rc;
+  std::string hash;
+  int contributors;
+  uint64_t epoch;
+  bool wrong;
+  long long us;
+  long long t;
+  int attempts;
+};
+
+std::vector<OpLine> opLines(const Proc& p) {
+  std::vector<OpLine> out;
+  for (const auto& l : p.lines("OP ")) {
+    auto f = fields(l);
+    out.push_back({std::stoi(f["it"]), std::stoi(f["rc"]), f["hash"], std::stoi(f["contributors"]),
+                   std::stoull(f["epoch"]), f["wrong"] == "1", std::stoll(f["us"]),
+                   std::stoll(f["t"]), std::stoi(f["attempts"])});
+  }
+  return out;
+}
+
+long long wallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void sleepMs(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+// For every iteration, every survivor got the same outcome; successful
+// results are exact and bit-identical; no operation took longer than
+// maxOpMs. Returns the number of iterations that failed.
+int checkUniform(const std::vector<Proc*>& survivors, long long maxOpMs) {
+  // Survivors may be stopped mid-loop: compare the iterations all reached.
+  int common = INT32_MAX;
+  for (Proc* p : survivors) {
+    auto ops = opLines(*p);
+    common = std::min(common, ops.empty() ? -1 : ops.back().it);
+  }
+  std::map<int, std::vector<OpLine>> byIt;
+  for (Proc* p : survivors)
+    for (const OpLine& o : opLines(*p))
+      if (o.it <= common) byIt[o.it].push_back(o);
+  int failed = 0;
+  for (const auto& [it, ops] : byIt) {
+    EXPECT_EQ(ops.size(), survivors.size()) << "iteration " << it << " missing on some peer";
+    for (const OpLine& o : ops) {
+      EXPECT_EQ(o.rc, ops[0].rc) << "non-uniform outcome at iteration " << it;
+      EXPECT_TRUE(o.rc == 0 || o.rc == 9) << "iteration " << it << " rc " << o.rc;
+      EXPECT_FALSE(o.wrong) << "wrong result at iteration " << it;
+      EXPECT_LE(o.us / 1000, maxOpMs) << "iteration " << it << " took " << o.us << " us";
+      if (o.rc == 0) {
+        EXPECT_EQ(o.hash, ops[0].hash) << "peers hold different bytes at iteration " << it;
+        EXPECT_EQ(o.contributors, ops[0].contributors) << "iteration " << it;
+      }
+    }
+    if (ops[0].rc != 0) ++failed;
+  }
+  return failed;
+}
+
+std::vector<std::string> loopArgs(int iters, int count, int sleepMs = 0) {
+  return {"--scenario",      "loop",
+          "--iters",         std::to_string(iters),
+          "--count",         std::to_string(count),
+          "--sleep-ms",      std::to_string(sleepMs),
+          "--op-timeout-ms", "20000"};
+}
+
+int freePort() {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  close(s);
+  return port;
+}
+
+std::unique_ptr<Proc> startChorusd(int port, const std::string& extra = "") {
+  std::vector<std::string> args = {"--bind", "127.0.0.1:" + std::to_string(port), "--secret",
+                                   "test-secret"};
+  if (!extra.empty()) args.push_back(extra);
+  auto p = Proc::spawn(CHORUS_CHORUSD, args);
+  EXPECT_TRUE(p->waitForLine("chorusd listening", 10000)) << p->output();
+  return p;
+}
+
+// Kill `kills` random non-zero workers at random points while N workers run
+// hundreds of all-reduces; assert uniform outcomes among survivors.
+void killDuringAllReduces(int n, int kills, unsigned seed) {
+  TestCoordinator coord;
+  std::mt19937 rng(seed);
+  auto w =
+      Workers::launch(n, coord.address(), "kill" + std::to_string(n) + "_" + std::to_string(seed),
+                      loopArgs(1500, 20000 + static_cast<int>(rng() % 100000)));
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+  std::vector<int> order;
+  for (int i = 1; i < n; ++i) order.push_back(i);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::set<int> killed;
+  for (int k = 0; k < kills; ++k) {
+    sleepMs(150 + static_cast<int>(rng() % 500));
+    int victim = order[k];
+    w.procs[victim]->signal(SIGKILL);
+    killed.insert(victim);
+  }
+  ASSERT_TRUE(w.waitAll(180000)) << "survivors hung\n" << w.dump();
+  std::vector<Proc*> survivors;
+  for (int i = 0; i < n; ++i) {
+    if (killed.count(i)) continue;
+    survivors.push_back(w.procs[i].get());
+    EXPECT_EQ(w.procs[i]->exitCode(), 0) << w.procs[i]->output().substr(0, 4000);
+  }
+  int failed = checkUniform(survivors, 5000);
+  EXPECT_LE(failed, kills) << "more failed operations than kills";
+  // Every survivor ends in a view without the killed peers.
+  for (Proc* p : survivors) {
+    auto ops = opLines(*p);
+    ASSERT_FALSE(ops.empty());
+    EXPECT_EQ(ops.back().contributors, n - kills) << p->output().substr(0, 2000);
+  }
+}
+
+}  // namespace
+
+TEST(Fault, KillDuringAllReducesN3) {
+  for (unsigned seed : {1u, 2u, 3u}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    killDuringAllReduces(3, 1, seed);
+  }
+}
+
+TEST(Fault, KillDuringAllReducesN5) {
+  for (unsigned seed : {4u, 5u}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    killDuringAllReduces(5, 2, seed);
+  }
+}
+
+TEST(Fault, KillDuringAllReducesN8) {
+  killDuringAllReduces(8, 3, 6);
+}
+
+TEST(Fault, StalledPeerIsDetectedWithinTwoSecondsAndToldItWasRemoved) {
+  TestCoordinator coord;  // default failure timeout: 1000 ms
+  auto w = Workers::launch(3, coord.address(), "stall", loopArgs(100000, 1000, 2));
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+  sleepMs(500);
+  long long stoppedAt = wallMs();
+  w.procs[2]->signal(SIGSTOP);
+  // Survivors must see the failure (an op fails) and continue with 2 peers.
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(w.procs[i]->waitForLine("OP it=", 5000)) << w.dump();
+  long long detected = 0;
+  for (int tries = 0; tries < 100 && !detected; ++tries) {
+    for (int i = 0; i < 2; ++i) {
+      w.procs[i]->pump(50);
+      for (const OpLine& o : opLines(*w.procs[i]))
+        if (o.t >= stoppedAt && (o.rc != 0 || o.contributors == 2)) {
+          detected = o.t;
+          break;
+        }
+    }
+  }
+  ASSERT_GT(detected, 0) << "the stalled peer was never removed\n" << w.dump();
+  long long latency = detected - stoppedAt;
+  RecordProperty("detection_ms", static_cast<int>(latency));
+  EXPECT_LE(latency, 2000) << "stall detected after " << latency << " ms";
+  sleepMs(1500);
+  w.procs[2]->signal(SIGCONT);
+  // The stalled peer learns it was removed and exits (code 3 = chorusRemoved).
+  ASSERT_TRUE(w.procs[2]->wait(20000)) << w.procs[2]->output();
+  EXPECT_EQ(w.procs[2]->exitCode(), 3) << w.procs[2]->output();
+  bool toldRemoved = false;
+  for (const OpLine& o : opLines(*w.procs[2]))
+    if (o.rc == 10) toldRemoved = true;
+  EXPECT_TRUE(toldRemoved) << w.procs[2]->output();
+  for (int i = 0; i < 2; ++i) w.procs[i]->signal(SIGKILL);
+  w.waitAll(10000);
+  checkUniform({w.procs[0].get(), w.procs[1].get()}, 3000);
+}
+
+TEST(Fault, CoordinatorKillAndRestartCostsAtMostOneFailedOperation) {
+  int port = freePort();
+  std::string addr = "127.0.0.1:" + std::to_string(port);
+  auto chorusd = startChorusd(port);
+  std::vector<std::string> args = loopArgs(1200, 5000, 2);
+  auto w = Workers::launch(3, addr, "coordrestart", args);
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+  sleepMs(500);
+  chorusd->signal(SIGKILL);
+  chorusd->wait(5000);
+  sleepMs(700);  // the job keeps running without a coordinator
+  chorusd = startChorusd(port);
+  sleepMs(1200);
+  // The restarted coordinator still detects failures: kill a peer.
+  w.procs[2]->signal(SIGKILL);
+  ASSERT_TRUE(w.procs[0]->wait(120000) && w.procs[1]->wait(120000)) << w.dump();
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(w.procs[i]->exitCode(), 0) << w.procs[i]->output();
+  int failed = checkUniform({w.procs[0].get(), w.procs[1].get()}, 5000);
+  EXPECT_LE(failed, 2) << "one for the coordinator restart at most, one for the killed peer";
+  for (int i = 0; i < 2; ++i) {
+    uint64_t last = 0;
+    for (const OpLine& o : opLines(*w.procs[i])) {
+      if (o.rc != 0) continue;
+      EXPECT_GE(o.epoch, last) << "epoch went backwards";
+      last = o.epoch;
+    }
+    EXPECT_GE(last, 2u) << "the restarted coordinator did not publish a new view";
+    EXPECT_EQ(opLines(*w.procs[i]).back().contributors, 2);
+  }
+  chorusd->signal(SIGTERM);
+  chorusd->wait(5000);
+}
+
+TEST(Fault, StandbyCoordinatorTakesOver) {
+  int p1 = freePort(), p2 = freePort();
+  auto primary = startChorusd(p1);
+  auto standby = startChorusd(p2);
+  std::string addrs = "127.0.0.1:" + std::to_string(p1) + ",127.0.0.1:" + std::to_string(p2);
+  auto w = Workers::launch(3, addrs, "standby", loopArgs(1200, 5000, 2));
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+  sleepMs(400);
+  primary->signal(SIGKILL);
+  primary->wait(5000);
+  sleepMs(1500);
+  w.procs[1]->signal(SIGKILL);  // the standby must now run failure detection
+  ASSERT_TRUE(w.procs[0]->wait(120000) && w.procs[2]->wait(120000)) << w.dump();
+  for (int i : {0, 2}) EXPECT_EQ(w.procs[i]->exitCode(), 0) << w.procs[i]->output();
+  int failed = checkUniform({w.procs[0].get(), w.procs[2].get()}, 5000);
+  EXPECT_LE(failed, 2);
+  EXPECT_EQ(opLines(*w.procs[0]).back().contributors, 2);
+  standby->pump(100);
+  EXPECT_NE(standby->output().find("recovered epoch"), std::string::npos) << standby->output();
+  standby->signal(SIGTERM);
+  standby->wait(5000);
+}
+
+namespace {
+std::vector<std::string> trainArgs(int iters, int count, int sleepMs) {
+  return {"--scenario",      "train",
+          "--iters",         std::to_string(iters),
+          "--count",         std::to_string(count),
+          "--sleep-ms",      std::to_string(sleepMs),
+          "--op-timeout-ms", "20000"};
+}
+}  // namespace
+
+TEST(Fault, PeerJoinsWhileOthersAllReduce) {
+  TestCoordinator coord;
+  auto w = Workers::launch(3, coord.address(), "join", trainArgs(700, 10000, 2));
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+  sleepMs(300);
+  std::vector<std::string> jargs = {"--coordinator", coord.address(), "--group",
+                                    "join",          "--expected",    "1",
+                                    "--secret",      "test-secret",   "--joiner"};
+  auto base = trainArgs(700, 10000, 2);
+  jargs.insert(jargs.end(), base.begin(), base.end());
+  w.procs.push_back(Proc::spawn(workerPath(), jargs));
+  ASSERT_TRUE(w.waitAll(120000)) << w.dump();
+  for (auto& p : w.procs) {
+    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    for (const OpLine& o : opLines(*p)) EXPECT_EQ(o.rc, 0) << "a join must not fail operations";
+  }
+  auto ready = w.procs[3]->lines("READY");
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(fields(ready[0])["size"], "4");
+  EXPECT_EQ(opLines(*w.procs[0]).back().contributors, 4);
+}
+
+TEST(Fault, PeerJoinsWhileAnotherDies) {
+  TestCoordinator coord;
+  auto w = Workers::launch(3, coord.address(), "joindie", trainArgs(900, 10000, 2));
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+  sleepMs(300);
+  std::vector<std::string> jargs = {"--coordinator", coord.address(), "--group",
+                                    "joindie",       "--expected",    "1",
+                                    "--secret",      "test-secret",   "--joiner"};
+  auto base = trainArgs(900, 10000, 2);
+  jargs.insert(jargs.end(), base.begin(), base.end());
+  w.procs.push_back(Proc::spawn(workerPath(), jargs));
+  sleepMs(5);
+  w.procs[2]->signal(SIGKILL);
+  for (int i : {0, 1, 3}) ASSERT_TRUE(w.procs[i]->wait(120000)) << w.dump();
+  for (int i : {0, 1, 3})
+    EXPECT_EQ(w.procs[i]->exitCode(), 0) << w.procs[i]->output().substr(0, 4000);
+  EXPECT_EQ(opLines(*w.procs[0]).back().contributors, 3) << w.dump();
+  EXPECT_EQ(opLines(*w.procs[3]).back().contributors, 3) << w.dump();
+  int failed = 0;
+  for (const OpLine& o : opLines(*w.procs[0])) failed += o.rc != 0;
+  EXPECT_LE(failed, 1);
+}
+
+TEST(Fault, AnnouncedLeaveCausesNoErrorOnOthers) {
+  TestCoordinator coord;
+  Workers w;
+  for (int i = 0; i < 4; ++i) {
+    std::vector<std::string> a = {"--coordinator", coord.address(), "--group",
+                                  "leave",         "--expected",    "4",
+                                  "--secret",      "test-secret"};
+    auto t = trainArgs(400, 20000, 1);
+    a.insert(a.end(), t.begin(), t.end());
+    if (i == 3) a.insert(a.end(), {"--leave-at", "60"});
+    w.procs.push_back(Proc::spawn(workerPath(), a));
+  }
+  ASSERT_TRUE(w.waitAll(120000)) << w.dump();
+  for (auto& p : w.procs) {
+    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    for (const OpLine& o : opLines(*p)) EXPECT_EQ(o.rc, 0);
+  }
+  EXPECT_EQ(w.procs[3]->lines("LEFT").size(), 1u) << w.procs[3]->output();
+  EXPECT_EQ(opLines(*w.procs[0]).back().contributors, 3);
+}
+
+TEST(Fault, DestroyMidRunCausesNoErrorOnOthers) {
+  TestCoordinator coord;
+  Workers w;
+  for (int i = 0; i < 4; ++i) {
+    std::vector<std::string> a = {"--coordinator", coord.address(), "--group",
+                                  "exit",          "--expected",    "4",
+                                  "--secret",      "test-secret"};
+    auto t = trainArgs(500, 50000, 0);
+    a.insert(a.end(), t.begin(), t.end());
+    if (i == 2) a.insert(a.end(), {"--exit-at", "137"});
+    w.procs.push_back(Proc::spawn(workerPath(), a));
+  }
+  ASSERT_TRUE(w.waitAll(120000)) << w.dump();
+  for (auto& p : w.procs) {
+    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    for (const OpLine& o : opLines(*p)) EXPECT_EQ(o.rc, 0) << "leave must not fail ops";
+  }
+  EXPECT_EQ(opLines(*w.procs[0]).back().contributors, 3);
+}
