@@ -6,6 +6,7 @@ namespace chorus::algo {
 
 extern const AlgorithmInfo kAllReduceRing;
 extern const AlgorithmInfo kAllReduceDirect;
+extern const AlgorithmInfo kAllReduceTwoPhase;
 
 const char* collectiveName(Collective c) {
   switch (c) {
@@ -16,7 +17,8 @@ const char* collectiveName(Collective c) {
 }
 
 const std::vector<const AlgorithmInfo*>& allAlgorithms() {
-  static const std::vector<const AlgorithmInfo*> kAll = {&kAllReduceRing, &kAllReduceDirect};
+  static const std::vector<const AlgorithmInfo*> kAll = {&kAllReduceRing, &kAllReduceDirect,
+                                                         &kAllReduceTwoPhase};
   return kAll;
 }
 

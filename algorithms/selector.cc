@@ -92,10 +92,14 @@ Result<Selector> Selector::create(const std::string& spec) {
 const AlgorithmInfo* Selector::select(Collective c, size_t bytes, int worldSize) const {
   for (const Rule& r : rules_)
     if (r.collective == c && bytes >= r.lo && bytes < r.hi) return r.algo;
-  // Defaults: a single peer or a small total fan-out goes direct (one hop);
-  // otherwise the bandwidth-optimal ring.
+  // Defaults (measured on loopback, docs/PERFORMANCE.md): a single peer or a
+  // small total fan-out goes direct (one hop); medium sizes on 3+ peers take
+  // two-phase (two rounds instead of 2(N-1): fewer wake-ups when peers share
+  // cores); large sizes the ring, whose segments pipeline best. Until
+  // topology is measured, every pair is assumed to talk at full speed.
   if (worldSize <= 1) return findAlgorithm(c, "direct");
   if (bytes * static_cast<size_t>(worldSize - 1) <= (64u << 10)) return findAlgorithm(c, "direct");
+  if (worldSize >= 3 && bytes < (4u << 20)) return findAlgorithm(c, "twophase");
   return findAlgorithm(c, "ring");
 }
 

@@ -398,7 +398,7 @@ void Communicator::freeUnexpected(const OpKey& key) {
     for (auto& [id, link] : links_)
       for (auto& c : link.streams)
         if (c) c->detachReceives(u.get());
-    unexpectedBytes_ -= u->data.size();
+    unexpectedBytes_ -= u->size;
   }
   unexpected_.erase(it);
 }
@@ -411,7 +411,7 @@ void Communicator::dropUnexpectedBefore(uint64_t epoch) {
         for (auto& [id, link] : links_)
           for (auto& c : link.streams)
             if (c) c->detachReceives(vec[i].get());
-        unexpectedBytes_ -= vec[i]->data.size();
+        unexpectedBytes_ -= vec[i]->size;
         vec.erase(vec.begin() + i);
       } else {
         ++i;
@@ -470,21 +470,21 @@ void Communicator::deliverUnexpected(Op* op) {
       if (u->h.epoch > op->epoch || !u->complete) {
         keep.push_back(std::move(u));  // a later epoch's, or still arriving
       } else {
-        unexpectedBytes_ -= u->data.size();
+        unexpectedBytes_ -= u->size;
       }
       continue;
     }
-    unexpectedBytes_ -= u->data.size();
+    unexpectedBytes_ -= u->size;
     switch (u->h.type) {
       case frame::Type::kData:
-        deliverData(op, u->peerId, u->h, u->data.data());
+        deliverData(op, u->peerId, u->h, u->data.get());
         break;
       case frame::Type::kDone:
         onDone(op, u->peerId);
         break;
       case frame::Type::kAbort:
-        finishOp(
-            op, Status(static_cast<Code>(u->h.block), std::string(u->data.begin(), u->data.end())));
+        finishOp(op, Status(static_cast<Code>(u->h.block),
+                            std::string(reinterpret_cast<const char*>(u->data.get()), u->size)));
         break;
       default:
         break;
@@ -563,9 +563,10 @@ transport::RecvTarget Communicator::onHeader(transport::Connection& c, const fra
       auto u = std::make_unique<Unexpected>();
       u->h = h;
       u->peerId = c.peerId();
-      u->data.resize(h.length);
+      u->data.reset(new uint8_t[h.length + 1]);
+      u->size = h.length;
       unexpectedBytes_ += h.length;
-      transport::RecvTarget t{u->data.data(), u.get()};
+      transport::RecvTarget t{u->data.get(), u.get()};
       if (h.length == 0) t.ptr = reinterpret_cast<uint8_t*>(u.get());  // non-null marker
       unexpected_[key].push_back(std::move(u));
       return t;
@@ -631,9 +632,9 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
         u->h = h;
         u->h.block = static_cast<uint32_t>(code);
         u->peerId = c.peerId();
-        u->data.assign(msg.begin(), msg.end());
+        u->assign(msg);
         u->complete = true;
-        unexpectedBytes_ += u->data.size();
+        unexpectedBytes_ += u->size;
         unexpected_[key].push_back(std::move(u));
       }
       return;

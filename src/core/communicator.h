@@ -96,8 +96,14 @@ class Communicator final : public ProgressEngine::Client,
   struct Unexpected {
     frame::Header h;
     uint64_t peerId = 0;
-    std::vector<uint8_t> data;
+    std::unique_ptr<uint8_t[]> data;  // h.length bytes (not zero-filled)
+    size_t size = 0;
     bool complete = false;
+    void assign(const std::string& s) {
+      data.reset(new uint8_t[s.size() + 1]);
+      std::copy(s.begin(), s.end(), data.get());
+      size = s.size();
+    }
   };
 
   explicit Communicator(const CommConfig& cfg);

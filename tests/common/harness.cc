@@ -57,13 +57,14 @@ void TestCoordinator::stop() {
 }
 
 Workers Workers::launch(int n, const std::string& coordinator, const std::string& group,
-                        const std::vector<std::string>& args, const std::string& secret) {
+                        const std::vector<std::string>& args, const std::string& secret,
+                        const std::vector<std::string>& env) {
   Workers w;
   for (int i = 0; i < n; ++i) {
     std::vector<std::string> a = {"--coordinator", coordinator,       "--group",  group,
                                   "--expected",    std::to_string(n), "--secret", secret};
     a.insert(a.end(), args.begin(), args.end());
-    w.procs.push_back(Proc::spawn(workerPath(), a));
+    w.procs.push_back(Proc::spawn(workerPath(), a, env));
   }
   return w;
 }

@@ -40,7 +40,8 @@ struct Workers {
   std::vector<std::unique_ptr<Proc>> procs;
   static Workers launch(int n, const std::string& coordinator, const std::string& group,
                         const std::vector<std::string>& args,
-                        const std::string& secret = "test-secret");
+                        const std::string& secret = "test-secret",
+                        const std::vector<std::string>& env = {});
   // Wait for all to exit; false on timeout (survivors are then killed).
   bool waitAll(int timeoutMs);
   std::string dump() const;  // every worker's output, for failure messages

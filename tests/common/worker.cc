@@ -114,10 +114,11 @@ int runSweep(chorusComm_t comm, const Opts& o) {
           size_t wrong =
               rc == chorusSuccess ? chorus_test::countWrong(recv, want.data(), count, es) : count;
           if (rc != chorusSuccess || wrong) ++failures;
-          std::printf("CASE name=%s/%s/%zu/%s hash=%016llx wrong=%zu rc=%d contributors=%d\n",
-                      kTypeNames[t], kOpNames[op], count, inplace ? "inplace" : "outofplace",
-                      static_cast<unsigned long long>(hashBuf(recv, count * es)), wrong, rc,
-                      info.contributors);
+          std::printf(
+              "CASE name=%s/%s/%zu/%s hash=%016llx wrong=%zu rc=%d contributors=%d algo=%s\n",
+              kTypeNames[t], kOpNames[op], count, inplace ? "inplace" : "outofplace",
+              static_cast<unsigned long long>(hashBuf(recv, count * es)), wrong, rc,
+              info.contributors, count ? info.algorithm : "none");
           if (rc != chorusSuccess) std::printf("ERROR %s\n", chorusGetLastError(comm));
         }
       }

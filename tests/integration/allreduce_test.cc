@@ -68,6 +68,25 @@ TEST(AllReduce, EveryDtypeOpCountN8) {
   sweep(8);
 }
 
+TEST(AllReduce, EachAlgorithmForcedOnItsOwn) {
+  TestCoordinator coord;
+  for (const char* algo : {"ring", "direct", "twophase"}) {
+    for (int n : {3, 5}) {
+      SCOPED_TRACE(std::string(algo) + " N=" + std::to_string(n));
+      auto w = Workers::launch(n, coord.address(), std::string("algo_") + algo + std::to_string(n),
+                               {"--scenario", "sweep", "--counts", "1,7,1000,65537,300001",
+                                "--dtypes", "int8,int64,half,bfloat16,float,double"},
+                               "test-secret", {std::string("CHORUS_ALGO=") + algo});
+      ASSERT_TRUE(w.waitAll(180000)) << w.dump();
+      expectAllCasesAgree(w, 60);
+      for (auto& p : w.procs)
+        for (const auto& l : p->lines("CASE "))
+          if (l.find("parity") == std::string::npos)
+            EXPECT_NE(l.find(std::string("algo=") + algo), std::string::npos) << l;
+    }
+  }
+}
+
 TEST(AllReduce, SixtyFourMiBInAndOutOfPlace) {
   TestCoordinator coord;
   for (int n : {2, 3}) {

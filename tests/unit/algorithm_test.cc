@@ -117,7 +117,7 @@ void runCase(const Case& c, unsigned seed) {
 
 TEST(Algorithm, RingAndDirectExactUnderRandomDelivery) {
   unsigned seed = 1;
-  for (const char* algo : {"ring", "direct"})
+  for (const char* algo : {"ring", "direct", "twophase"})
     for (int n : {1, 2, 3, 5, 8})
       for (size_t count : {size_t{1}, size_t{7}, size_t{100}, size_t{1031}})
         for (auto dt : {chorusFloat32, chorusFloat16, chorusBfloat16, chorusInt32, chorusUint8})

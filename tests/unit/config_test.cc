@@ -55,6 +55,8 @@ TEST(Selector, DefaultsAndOverrides) {
   EXPECT_STREQ(def->select(Collective::kAllReduce, 4, 1)->name, "direct");
   EXPECT_STREQ(def->select(Collective::kAllReduce, 4, 4)->name, "direct");
   EXPECT_STREQ(def->select(Collective::kAllReduce, 16 << 20, 4)->name, "ring");
+  EXPECT_STREQ(def->select(Collective::kAllReduce, 1 << 20, 4)->name, "twophase");
+  EXPECT_STREQ(def->select(Collective::kAllReduce, 1 << 20, 2)->name, "ring");
 
   auto ring = algo::Selector::create("ring");
   ASSERT_TRUE(ring.isOk());
@@ -69,7 +71,7 @@ TEST(Selector, DefaultsAndOverrides) {
 
   auto unknown = algo::Selector::create("allreduce:0-1k:magic");
   ASSERT_FALSE(unknown.isOk());
-  EXPECT_NE(unknown.status().message().find("known: ring, direct"), std::string::npos);
+  EXPECT_NE(unknown.status().message().find("known: ring, direct, twophase"), std::string::npos);
   EXPECT_FALSE(algo::Selector::create("allreduce:10-5:ring").isOk());
   EXPECT_FALSE(algo::Selector::create("allreduce:x-5:ring").isOk());
   EXPECT_EQ(*algo::parseSize("64k"), 65536u);

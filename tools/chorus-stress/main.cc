@@ -408,6 +408,11 @@ int runLauncher(const Options& o) {
     } else {
       return;
     }
+    // An earlier event that has shown no effect yet never will be told
+    // apart from this one: close its window (a stall that ended before the
+    // coordinator noticed, e.g. while the coordinator itself was down).
+    for (Event& e : events)
+      if (e.detected == -1) e.detected = e.recovered = -2;
     events.push_back({kind, now, lastViewSize});
   };
 
@@ -568,9 +573,10 @@ int runLauncher(const Options& o) {
       ++failuresByRc[rc];
   }
   std::map<std::string, std::vector<int64_t>> detection, recovery;
-  std::map<std::string, int> eventCounts;
+  std::map<std::string, int> eventCounts, noEffect;
   for (const Event& e : events) {
     ++eventCounts[e.kind];
+    if (e.detected == -2) ++noEffect[e.kind];
     if (e.detected >= 0) detection[e.kind].push_back(e.detected);
     if (e.recovered >= 0) recovery[e.kind].push_back(e.recovered);
   }
@@ -593,6 +599,8 @@ int runLauncher(const Options& o) {
                 pct(detection[k]).c_str());
     std::printf("  %-5s recovery  (event -> first success in new view): %s\n", k,
                 pct(recovery[k]).c_str());
+    if (noEffect[k])
+      std::printf("  %-5s events with no view change before the next event: %d\n", k, noEffect[k]);
   }
   std::printf("  parity violations: %lld   wrong values: %lld   hangs: %lld   errors: %lld\n",
               violations, wrongValues, hangs, errors);

@@ -13,6 +13,10 @@ namespace chorus::transport::tcp {
 
 namespace {
 constexpr size_t kStageSize = 256 << 10;
+// At most this much is read into the staging buffer at once: enough to batch
+// many small frames per system call, small enough that the start of a large
+// payload is not read there (and copied again) instead of in place.
+constexpr size_t kStageRead = 16 << 10;
 constexpr size_t kDiscardSize = 64 << 10;
 constexpr int kMaxIov = 64;
 // Source of filler bytes for a frame cancelled after it was partly written.
@@ -214,14 +218,14 @@ Result<bool> TcpConnection::readFrames(FrameSink& sink) {
         if (directLen > discard_.size()) directLen = discard_.size();
       }
       iov[n++] = {direct, directLen};
-      iov[n++] = {stage_.data(), stage_.size()};
+      iov[n++] = {stage_.data(), kStageRead};
     } else {
-      if (stageBegin_ > 0 && stageEnd_ + frame::kHeaderSize > stage_.size()) {
+      if (stageBegin_ > 0 && stageEnd_ + kStageRead > stage_.size()) {
         std::memmove(stage_.data(), stage_.data() + stageBegin_, stageEnd_ - stageBegin_);
         stageEnd_ -= stageBegin_;
         stageBegin_ = 0;
       }
-      iov[n++] = {stage_.data() + stageEnd_, stage_.size() - stageEnd_};
+      iov[n++] = {stage_.data() + stageEnd_, kStageRead};
     }
     ssize_t r = ::readv(fd_, iov, n);
     if (r < 0) {
