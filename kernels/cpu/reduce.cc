@@ -7,19 +7,22 @@
 namespace chorus::kernels {
 namespace {
 
+// Inlined into each CPU-specific clone of the entry points below.
+#define CHORUS_INLINE inline __attribute__((always_inline))
+
 // Integer ops wrap: compute on the unsigned type of the same width.
 template <typename T>
 using Wrap = std::conditional_t<std::is_integral_v<T>, std::make_unsigned_t<T>, T>;
 
 template <typename T>
-inline T opSum(T a, T b) {
+CHORUS_INLINE T opSum(T a, T b) {
   if constexpr (std::is_integral_v<T>)
     return static_cast<T>(static_cast<Wrap<T>>(a) + static_cast<Wrap<T>>(b));
   else
     return a + b;
 }
 template <typename T>
-inline T opProd(T a, T b) {
+CHORUS_INLINE T opProd(T a, T b) {
   if constexpr (std::is_integral_v<T>) {
     // Promote narrow types to unsigned int to avoid signed-overflow UB.
     using U = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, Wrap<T>>;
@@ -30,7 +33,7 @@ inline T opProd(T a, T b) {
   }
 }
 template <typename T>
-inline T opMax(T a, T b) {
+CHORUS_INLINE T opMax(T a, T b) {
   if constexpr (std::is_floating_point_v<T>) {
     if (a != a) return a;
     if (b != b) return b;
@@ -38,7 +41,7 @@ inline T opMax(T a, T b) {
   return a > b ? a : b;
 }
 template <typename T>
-inline T opMin(T a, T b) {
+CHORUS_INLINE T opMin(T a, T b) {
   if constexpr (std::is_floating_point_v<T>) {
     if (a != a) return a;
     if (b != b) return b;
@@ -47,7 +50,7 @@ inline T opMin(T a, T b) {
 }
 
 template <typename T>
-inline T applyOp(RedOp op, T a, T b) {
+CHORUS_INLINE T applyOp(RedOp op, T a, T b) {
   switch (op) {
     case RedOp::kSum:
     case RedOp::kAvg:
@@ -63,21 +66,15 @@ inline T applyOp(RedOp op, T a, T b) {
 }
 
 template <typename T>
-inline T divide(T v, int n) {
+CHORUS_INLINE T divide(T v, int n) {
   if constexpr (std::is_integral_v<T>)
     return static_cast<T>(v / static_cast<T>(n));
   else
     return v / static_cast<T>(n);
 }
 
-// The loops are written per op so the compiler vectorises each one.
-template <typename T, typename F>
-inline void loop2(T* __restrict d, const T* a, const T* b, size_t n, F f) {
-  for (size_t i = 0; i < n; ++i) d[i] = f(a[i], b[i]);
-}
-
 template <typename T>
-void combineT(RedOp op, T* d, const T* a, const T* b, size_t n) {
+CHORUS_INLINE void combineT(RedOp op, T* d, const T* a, const T* b, size_t n) {
   // d may alias a: __restrict on d is only a hint for the plain loops below,
   // which read a[i], b[i] before writing d[i]; that is safe for d == a.
   switch (op) {
@@ -98,14 +95,15 @@ void combineT(RedOp op, T* d, const T* a, const T* b, size_t n) {
 }
 
 template <typename T>
-void combineFinalT(RedOp op, T* d, const T* a, const T* b, size_t n, int contributors) {
+CHORUS_INLINE void combineFinalT(RedOp op, T* d, const T* a, const T* b, size_t n,
+                                 int contributors) {
   combineT(op, d, a, b, n);
   if (op == RedOp::kAvg && contributors > 1)
     for (size_t i = 0; i < n; ++i) d[i] = divide(d[i], contributors);
 }
 
 template <typename T>
-void finalizeT(RedOp op, T* d, const T* a, size_t n, int contributors) {
+CHORUS_INLINE void finalizeT(RedOp op, T* d, const T* a, size_t n, int contributors) {
   if (d != a) std::memmove(d, a, n * sizeof(T));
   if (op == RedOp::kAvg && contributors > 1)
     for (size_t i = 0; i < n; ++i) d[i] = divide(d[i], contributors);
@@ -114,21 +112,21 @@ void finalizeT(RedOp op, T* d, const T* a, size_t n, int contributors) {
 using HalfToF = float (*)(uint16_t);
 using FToHalf = uint16_t (*)(float);
 
-inline float h2f(uint16_t h) {
+CHORUS_INLINE float h2f(uint16_t h) {
   return halfToFloat(h);
 }
-inline uint16_t f2h(float f) {
+CHORUS_INLINE uint16_t f2h(float f) {
   return floatToHalf(f);
 }
-inline float b2f(uint16_t h) {
+CHORUS_INLINE float b2f(uint16_t h) {
   return bf16ToFloat(h);
 }
-inline uint16_t f2b(float f) {
+CHORUS_INLINE uint16_t f2b(float f) {
   return floatToBf16(f);
 }
 
 template <HalfToF kToF>
-void combineHalf(RedOp op, float* d, const float* a, const uint16_t* b, size_t n) {
+CHORUS_INLINE void combineHalf(RedOp op, float* d, const float* a, const uint16_t* b, size_t n) {
   switch (op) {
     case RedOp::kSum:
     case RedOp::kAvg:
@@ -147,8 +145,8 @@ void combineHalf(RedOp op, float* d, const float* a, const uint16_t* b, size_t n
 }
 
 template <HalfToF kToF, FToHalf kFromF>
-void combineFinalHalf(RedOp op, uint16_t* d, const float* a, const uint16_t* b, size_t n,
-                      int contributors) {
+CHORUS_INLINE void combineFinalHalf(RedOp op, uint16_t* d, const float* a, const uint16_t* b,
+                                    size_t n, int contributors) {
   const bool avg = op == RedOp::kAvg && contributors > 1;
   const float div = static_cast<float>(contributors);
   for (size_t i = 0; i < n; ++i) {
@@ -159,48 +157,52 @@ void combineFinalHalf(RedOp op, uint16_t* d, const float* a, const uint16_t* b, 
 }
 
 template <FToHalf kFromF>
-void finalizeHalf(RedOp op, uint16_t* d, const float* a, size_t n, int contributors) {
+CHORUS_INLINE void finalizeHalf(RedOp op, uint16_t* d, const float* a, size_t n, int contributors) {
   const bool avg = op == RedOp::kAvg && contributors > 1;
   const float div = static_cast<float>(contributors);
   for (size_t i = 0; i < n; ++i) d[i] = kFromF(avg ? a[i] / div : a[i]);
 }
 
-template <typename F>
-void dispatchPlain(DataType t, F&& f) {
-  switch (t) {
-    case DataType::kInt8:
-      f(int8_t{});
-      break;
-    case DataType::kUint8:
-      f(uint8_t{});
-      break;
-    case DataType::kInt32:
-      f(int32_t{});
-      break;
-    case DataType::kUint32:
-      f(uint32_t{});
-      break;
-    case DataType::kInt64:
-      f(int64_t{});
-      break;
-    case DataType::kUint64:
-      f(uint64_t{});
-      break;
-    case DataType::kFloat32:
-      f(float{});
-      break;
-    case DataType::kFloat64:
-      f(double{});
-      break;
-    case DataType::kFloat16:
-    case DataType::kBfloat16:
-      break;  // handled by callers
+// Expands STMT(T) once per non-half dtype inside a switch on t.
+#define CHORUS_PLAIN_SWITCH(t, STMT) \
+  switch (t) {                       \
+    case DataType::kInt8:            \
+      STMT(int8_t);                  \
+      break;                         \
+    case DataType::kUint8:           \
+      STMT(uint8_t);                 \
+      break;                         \
+    case DataType::kInt32:           \
+      STMT(int32_t);                 \
+      break;                         \
+    case DataType::kUint32:          \
+      STMT(uint32_t);                \
+      break;                         \
+    case DataType::kInt64:           \
+      STMT(int64_t);                 \
+      break;                         \
+    case DataType::kUint64:          \
+      STMT(uint64_t);                \
+      break;                         \
+    case DataType::kFloat32:         \
+      STMT(float);                   \
+      break;                         \
+    case DataType::kFloat64:         \
+      STMT(double);                  \
+      break;                         \
+    case DataType::kFloat16:         \
+    case DataType::kBfloat16:        \
+      break;                         \
   }
-}
 
 }  // namespace
 
-void toAccumulator(DataType t, void* dst, const void* src, size_t count) {
+// Runtime CPU dispatch: GCC builds each entry point for AVX-512, AVX2 and the
+// baseline (SSE2) and picks one when the library loads (ifunc). The loops
+// are element-wise, so every variant produces the same bits.
+#define CHORUS_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+
+CHORUS_KERNEL void toAccumulator(DataType t, void* dst, const void* src, size_t count) {
   if (t == DataType::kFloat16) {
     auto* d = static_cast<float*>(dst);
     auto* s = static_cast<const uint16_t*>(src);
@@ -214,7 +216,8 @@ void toAccumulator(DataType t, void* dst, const void* src, size_t count) {
   }
 }
 
-void combine(DataType t, RedOp op, void* dst, const void* acc, const void* in, size_t count) {
+CHORUS_KERNEL void combine(DataType t, RedOp op, void* dst, const void* acc, const void* in,
+                           size_t count) {
   if (t == DataType::kFloat16) {
     combineHalf<h2f>(op, static_cast<float*>(dst), static_cast<const float*>(acc),
                      static_cast<const uint16_t*>(in), count);
@@ -222,29 +225,29 @@ void combine(DataType t, RedOp op, void* dst, const void* acc, const void* in, s
     combineHalf<b2f>(op, static_cast<float*>(dst), static_cast<const float*>(acc),
                      static_cast<const uint16_t*>(in), count);
   } else {
-    dispatchPlain(t, [&](auto tag) {
-      using T = decltype(tag);
-      combineT<T>(op, static_cast<T*>(dst), static_cast<const T*>(acc), static_cast<const T*>(in),
-                  count);
-    });
+#define CHORUS_COMBINE(T)                                                                      \
+  combineT<T>(op, static_cast<T*>(dst), static_cast<const T*>(acc), static_cast<const T*>(in), \
+              count)
+    CHORUS_PLAIN_SWITCH(t, CHORUS_COMBINE)
+#undef CHORUS_COMBINE
   }
 }
 
-void combineAcc(DataType t, RedOp op, void* dst, const void* a, const void* b, size_t count) {
+CHORUS_KERNEL void combineAcc(DataType t, RedOp op, void* dst, const void* a, const void* b,
+                              size_t count) {
   if (isHalfType(t)) {
     combineT<float>(op, static_cast<float*>(dst), static_cast<const float*>(a),
                     static_cast<const float*>(b), count);
   } else {
-    dispatchPlain(t, [&](auto tag) {
-      using T = decltype(tag);
-      combineT<T>(op, static_cast<T*>(dst), static_cast<const T*>(a), static_cast<const T*>(b),
-                  count);
-    });
+#define CHORUS_COMBINE_ACC(T) \
+  combineT<T>(op, static_cast<T*>(dst), static_cast<const T*>(a), static_cast<const T*>(b), count)
+    CHORUS_PLAIN_SWITCH(t, CHORUS_COMBINE_ACC)
+#undef CHORUS_COMBINE_ACC
   }
 }
 
-void combineFinal(DataType t, RedOp op, void* dst, const void* acc, const void* in, size_t count,
-                  int contributors) {
+CHORUS_KERNEL void combineFinal(DataType t, RedOp op, void* dst, const void* acc, const void* in,
+                                size_t count, int contributors) {
   if (t == DataType::kFloat16) {
     combineFinalHalf<h2f, f2h>(op, static_cast<uint16_t*>(dst), static_cast<const float*>(acc),
                                static_cast<const uint16_t*>(in), count, contributors);
@@ -252,15 +255,16 @@ void combineFinal(DataType t, RedOp op, void* dst, const void* acc, const void* 
     combineFinalHalf<b2f, f2b>(op, static_cast<uint16_t*>(dst), static_cast<const float*>(acc),
                                static_cast<const uint16_t*>(in), count, contributors);
   } else {
-    dispatchPlain(t, [&](auto tag) {
-      using T = decltype(tag);
-      combineFinalT<T>(op, static_cast<T*>(dst), static_cast<const T*>(acc),
-                       static_cast<const T*>(in), count, contributors);
-    });
+#define CHORUS_COMBINE_FINAL(T)                                          \
+  combineFinalT<T>(op, static_cast<T*>(dst), static_cast<const T*>(acc), \
+                   static_cast<const T*>(in), count, contributors)
+    CHORUS_PLAIN_SWITCH(t, CHORUS_COMBINE_FINAL)
+#undef CHORUS_COMBINE_FINAL
   }
 }
 
-void finalize(DataType t, RedOp op, void* dst, const void* acc, size_t count, int contributors) {
+CHORUS_KERNEL void finalize(DataType t, RedOp op, void* dst, const void* acc, size_t count,
+                            int contributors) {
   if (t == DataType::kFloat16) {
     finalizeHalf<f2h>(op, static_cast<uint16_t*>(dst), static_cast<const float*>(acc), count,
                       contributors);
@@ -268,10 +272,10 @@ void finalize(DataType t, RedOp op, void* dst, const void* acc, size_t count, in
     finalizeHalf<f2b>(op, static_cast<uint16_t*>(dst), static_cast<const float*>(acc), count,
                       contributors);
   } else {
-    dispatchPlain(t, [&](auto tag) {
-      using T = decltype(tag);
-      finalizeT<T>(op, static_cast<T*>(dst), static_cast<const T*>(acc), count, contributors);
-    });
+#define CHORUS_FINALIZE(T) \
+  finalizeT<T>(op, static_cast<T*>(dst), static_cast<const T*>(acc), count, contributors)
+    CHORUS_PLAIN_SWITCH(t, CHORUS_FINALIZE)
+#undef CHORUS_FINALIZE
   }
 }
 
