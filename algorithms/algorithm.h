@@ -3,7 +3,8 @@
 // its TaskContext to send blocks and says where incoming blocks go.
 //
 // Each algorithm lives in its own file (algorithms/<collective>/<name>.cc)
-// and registers an AlgorithmInfo (id, name, one-line description, factory).
+// and registers an AlgorithmInfo (id, name, one-line description, factory,
+// cost model). algorithms/registry.cc lists them.
 #pragma once
 
 #include <cstddef>
@@ -17,10 +18,26 @@
 
 namespace chorus::algo {
 
-enum class Collective : uint8_t { kAllReduce = 1 };
+enum class Collective : uint8_t {
+  kAllReduce = 1,
+  kBroadcast = 2,
+  kReduce = 3,
+  kAllGather = 4,
+  kReduceScatter = 5,
+  kAllToAll = 6,
+  kAllToAllv = 7,
+  kGather = 8,
+  kScatter = 9,
+  kBarrier = 10,
+  kSend = 11,
+  kRecv = 12,
+};
+constexpr int kNumCollectives = 12;
 const char* collectiveName(Collective c);
+bool parseCollective(const std::string& s, Collective* out);
 
-// What the caller asked for.
+// What the caller asked for. `count` means what chorus.h says for the
+// collective (elements per rank block for gather-like ones).
 struct CollectiveArgs {
   Collective collective = Collective::kAllReduce;
   const void* sendbuf = nullptr;
@@ -28,7 +45,27 @@ struct CollectiveArgs {
   size_t count = 0;
   DataType dtype = DataType::kFloat32;
   RedOp op = RedOp::kSum;
+  int root = 0;  // broadcast/reduce/gather/scatter root; send/recv: the peer
+  std::vector<size_t> sendCounts, sendDispls, recvCounts, recvDispls;  // all-to-all-v
+
+  size_t elemSize() const { return dataTypeSize(dtype); }
+  // sendbuf == recvbuf (the in-place form of all-reduce and reduce).
   bool inPlace() const { return sendbuf == recvbuf; }
+  // Bytes one rank contributes (selector input).
+  size_t messageBytes(int worldSize) const;
+};
+
+// Ring order and locality, identical on every member.
+struct TopologyView {
+  std::vector<int> ring;                // ring position -> rank (identity unless optimised)
+  std::vector<int> position;            // rank -> ring position
+  std::vector<int> hostOf;              // rank -> host index (ranks sharing a host label)
+  std::vector<std::vector<int>> hosts;  // host index -> ranks, ascending
+  double latencyUs = 0;                 // median pair latency (0 = not measured)
+  double bandwidthGBps = 0;             // median pair bandwidth (0 = not measured)
+  double minRingBandwidthGBps = 0;      // slowest link of `ring` (0 = not measured)
+  static TopologyView identity(int n);
+  bool multiHost() const { return hosts.size() > 1; }
 };
 
 // Services the communicator provides to a running task.
@@ -41,9 +78,11 @@ class TaskContext {
   // valid until the operation completes (the communicator tracks the send).
   virtual void send(int toRank, uint32_t block, const void* data, size_t bytes) = 0;
   // Scratch memory owned by the operation, zero-initialisation not promised.
+  // One buffer per operation; a second call may move it.
   virtual uint8_t* scratch(size_t bytes) = 0;
   // Largest payload of one frame for this transport (segment size hint).
   virtual size_t segmentBytes() const = 0;
+  virtual const TopologyView& topology() const = 0;
 };
 
 class Task {
@@ -56,13 +95,28 @@ class Task {
   virtual Result<uint8_t*> recvTarget(int fromRank, uint32_t block, size_t bytes) = 0;
   // That block has landed.
   virtual Status onRecv(int fromRank, uint32_t block) = 0;
-  // The result is complete in recvbuf.
+  // This rank's result is complete.
   virtual bool haveAll() const = 0;
   // An in-place operation has overwritten part of its input.
   virtual bool inputModified() const = 0;
+  // Ranks this operation exchanges data with; the completion agreement waits
+  // for their DONE only. Collectives involve everyone.
+  virtual bool involves(int rank) const { return true; }
 };
 
 using TaskFactory = std::unique_ptr<Task> (*)(const CollectiveArgs& args, TaskContext& ctx);
+
+// Inputs of an algorithm's cost estimate: alpha (per dependent round,
+// seconds), beta (per byte on the slowest link used, seconds) and gamma (per
+// message handled by one rank, seconds: CPU and wake-ups, large when peers
+// share cores).
+struct CostInputs {
+  size_t bytes = 0;  // CollectiveArgs::messageBytes
+  int n = 1;
+  const TopologyView* topo = nullptr;
+  double alpha = 20e-6, beta = 1.0 / 2e9, gamma = 5e-6;
+  size_t segmentBytes = 512 << 10;
+};
 
 struct AlgorithmInfo {
   uint8_t id;  // stable: part of every frame's descriptor
@@ -70,6 +124,8 @@ struct AlgorithmInfo {
   const char* name;         // CHORUS_ALGO / chorus-bench --algo name
   const char* description;  // one line
   TaskFactory factory;
+  // Estimated seconds, or a negative value when not applicable.
+  double (*cost)(const CostInputs& in);
 };
 
 // All registered algorithms (algorithms/registry.cc).
@@ -82,6 +138,30 @@ inline size_t chunkBegin(size_t count, int n, int c) {
   size_t base = count / static_cast<size_t>(n), rem = count % static_cast<size_t>(n);
   size_t cc = static_cast<size_t>(c);
   return base * cc + (cc < rem ? cc : rem);
+}
+
+// Segments of an element range [begin, end): fixed size, the last shorter.
+struct Segments {
+  size_t begin = 0, end = 0, per = 1;
+  uint32_t count = 0;
+  Segments() = default;
+  Segments(size_t b, size_t e, size_t perSeg)
+      : begin(b),
+        end(e),
+        per(perSeg ? perSeg : 1),
+        count(static_cast<uint32_t>(e > b ? (e - b + per - 1) / per : 0)) {}
+  size_t first(uint32_t g) const { return begin + static_cast<size_t>(g) * per; }
+  size_t last(uint32_t g) const {
+    size_t l = first(g) + per;
+    return l < end ? l : end;
+  }
+  size_t len(uint32_t g) const { return last(g) - first(g); }
+};
+
+inline int ceilLog2(int n) {
+  int k = 0;
+  while ((1 << k) < n) ++k;
+  return k;
 }
 
 }  // namespace chorus::algo

@@ -1,5 +1,6 @@
 #include "algorithms/selector.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <sstream>
 
@@ -55,14 +56,20 @@ Result<Selector> Selector::create(const std::string& spec) {
   if (spec.empty()) return sel;
   for (const std::string& entry : split(spec, ',')) {
     if (entry.empty()) continue;
-    Collective coll = Collective::kAllReduce;
+    // Optional "collective:" prefix; without it the rules apply to every
+    // collective that has an algorithm of that name.
+    std::vector<Collective> colls;
     std::string rest = entry;
     auto colon = entry.find(':');
-    if (colon != std::string::npos && entry.substr(0, colon) == "allreduce") {
+    Collective c;
+    if (colon != std::string::npos && parseCollective(entry.substr(0, colon), &c)) {
+      colls.push_back(c);
       rest = entry.substr(colon + 1);
+    } else {
+      for (int i = 1; i <= kNumCollectives; ++i) colls.push_back(static_cast<Collective>(i));
     }
     for (const std::string& part : split(rest, '#')) {
-      Rule rule{coll, 0, SIZE_MAX, nullptr};
+      size_t lo = 0, hi = SIZE_MAX;
       std::string name = part;
       auto c2 = part.find(':');
       if (c2 != std::string::npos) {
@@ -71,53 +78,97 @@ Result<Selector> Selector::create(const std::string& spec) {
         auto dash = range.find('-');
         if (dash == std::string::npos)
           return invalidArgument("CHORUS_ALGO: range '" + range + "' must be lo-hi");
-        CHORUS_ASSIGN_OR_RETURN(rule.lo, parseSize(range.substr(0, dash)));
-        CHORUS_ASSIGN_OR_RETURN(rule.hi, parseSize(range.substr(dash + 1)));
-        if (rule.hi <= rule.lo) return invalidArgument("CHORUS_ALGO: empty range '" + range + "'");
+        CHORUS_ASSIGN_OR_RETURN(lo, parseSize(range.substr(0, dash)));
+        CHORUS_ASSIGN_OR_RETURN(hi, parseSize(range.substr(dash + 1)));
+        if (hi <= lo) return invalidArgument("CHORUS_ALGO: empty range '" + range + "'");
       }
-      rule.algo = findAlgorithm(coll, name);
-      if (!rule.algo) {
+      bool any = false;
+      for (Collective coll : colls) {
+        const AlgorithmInfo* a = findAlgorithm(coll, name);
+        if (!a) continue;
+        sel.rules_.push_back({coll, lo, hi, a});
+        any = true;
+      }
+      if (!any) {
         std::string known;
         for (const AlgorithmInfo* a : allAlgorithms())
-          if (a->collective == coll) known += std::string(known.empty() ? "" : ", ") + a->name;
-        return invalidArgument("CHORUS_ALGO: unknown " + std::string(collectiveName(coll)) +
-                               " algorithm '" + name + "' (known: " + known + ")");
+          if (colls.size() > 1 || a->collective == colls[0])
+            known += std::string(known.empty() ? "" : ", ") + a->name;
+        return invalidArgument(
+            "CHORUS_ALGO: unknown algorithm '" + name + "'" +
+            (colls.size() == 1 ? std::string(" for ") + collectiveName(colls[0]) : std::string()) +
+            " (known: " + known + ")");
       }
-      sel.rules_.push_back(rule);
     }
   }
   return sel;
 }
 
-const AlgorithmInfo* Selector::select(Collective c, size_t bytes, int worldSize) const {
+const AlgorithmInfo* Selector::select(Collective c, size_t bytes, const CostInputs& base) const {
   for (const Rule& r : rules_)
     if (r.collective == c && bytes >= r.lo && bytes < r.hi) return r.algo;
-  // Defaults (measured on loopback, docs/PERFORMANCE.md): a single peer or a
-  // small total fan-out goes direct (one hop); medium sizes on 3+ peers take
-  // two-phase (two rounds instead of 2(N-1): fewer wake-ups when peers share
-  // cores); large sizes the ring, whose segments pipeline best. Until
-  // topology is measured, every pair is assumed to talk at full speed.
-  if (worldSize <= 1) return findAlgorithm(c, "direct");
-  if (bytes * static_cast<size_t>(worldSize - 1) <= (64u << 10)) return findAlgorithm(c, "direct");
-  if (worldSize >= 3 && bytes < (4u << 20)) return findAlgorithm(c, "twophase");
-  return findAlgorithm(c, "ring");
+  CostInputs in = base;
+  in.bytes = bytes;
+  const AlgorithmInfo* best = nullptr;
+  double bestCost = 0;
+  for (const AlgorithmInfo* a : allAlgorithms()) {
+    if (a->collective != c) continue;
+    double cost = a->cost(in);
+    if (cost < 0) continue;
+    if (!best || cost < bestCost) {  // ties: the first registered
+      best = a;
+      bestCost = cost;
+    }
+  }
+  return best;
 }
 
-std::string Selector::describe(Collective c, int worldSize) const {
-  std::ostringstream os;
-  os << collectiveName(c) << " at N=" << worldSize << ":\n";
-  const AlgorithmInfo* prev = nullptr;
-  size_t start = 0;
-  for (size_t bytes = 1;; bytes *= 2) {
-    const AlgorithmInfo* a = select(c, bytes, worldSize);
-    if (a != prev) {
-      if (prev) os << "  " << start << "-" << bytes << " B: " << prev->name << "\n";
-      prev = a;
-      start = bytes;
-    }
-    if (bytes >= (size_t{1} << 40)) break;
+CostInputs costInputsFor(int n, const TopologyView* topo, int peersOnThisHost, int cores,
+                         size_t segmentBytes) {
+  CostInputs in;
+  in.n = n;
+  in.topo = topo;
+  in.segmentBytes = segmentBytes;
+  // Loopback-calibrated defaults (docs/PERFORMANCE.md): ~20 us per dependent
+  // round, ~2.5 GB/s per stream, ~2 us of CPU per message.
+  in.alpha = 20e-6;
+  in.beta = 0.4e-9;
+  in.gamma = 2e-6;
+  if (topo && topo->latencyUs > 0) in.alpha = std::max(2e-6, topo->latencyUs * 1e-6);
+  if (topo && topo->bandwidthGBps > 0) in.beta = 1.0 / (topo->bandwidthGBps * 1e9);
+  if (peersOnThisHost > cores && cores > 0) {
+    // Peers wait for cores: every round costs wake-ups, every message CPU the
+    // others need, and the cores' copy bandwidth is shared.
+    double share = static_cast<double>(peersOnThisHost) / cores;
+    in.alpha *= 3 * share / 2;
+    in.gamma *= 4 * share;
+    in.beta *= share;
   }
-  os << "  " << start << "-inf B: " << prev->name << "\n";
+  return in;
+}
+
+std::string Selector::describe(const CostInputs& base) const {
+  std::ostringstream os;
+  os << "N=" << base.n << ", alpha " << base.alpha * 1e6 << " us, beta " << base.beta * 1e9
+     << " ns/B, gamma " << base.gamma * 1e6 << " us" << (rules_.empty() ? "" : ", with overrides")
+     << "\n";
+  for (int ci = 1; ci <= kNumCollectives; ++ci) {
+    Collective c = static_cast<Collective>(ci);
+    os << "  " << collectiveName(c) << ":";
+    const AlgorithmInfo* prev = nullptr;
+    size_t start = 0;
+    for (size_t bytes = 4;; bytes *= 2) {
+      const AlgorithmInfo* a = select(c, bytes, base);
+      if (a != prev) {
+        if (prev) os << " " << start << "-" << bytes << ":" << prev->name;
+        prev = a;
+        start = bytes == 4 ? 0 : bytes;
+      }
+      if (bytes >= (size_t{1} << 34)) break;
+    }
+    if (prev) os << " " << start << "-inf:" << prev->name;
+    os << "\n";
+  }
   return os.str();
 }
 

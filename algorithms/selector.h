@@ -1,12 +1,19 @@
-// Picks the algorithm for one operation from its collective, message size
-// and world size. Every peer must pick the same one: the choice depends only
-// on arguments all peers share, and the algorithm id travels in every frame
-// so a disagreement (e.g. different CHORUS_ALGO) is detected, not silent.
+// Picks the algorithm for one operation. Every peer must pick the same one:
+// the choice depends only on what all peers share (arguments, view size,
+// measured topology, which every member holds identically), and the
+// algorithm id travels in every frame, so a disagreement (e.g. different
+// CHORUS_ALGO) is detected, not silent.
+//
+// Without an override, each applicable algorithm estimates its time from
+// CostInputs (alpha per dependent round, beta per byte on the slowest link,
+// gamma per message handled) and the cheapest wins.
 //
 // Override string (CHORUS_ALGO, chorus-bench --algo), UCC style:
-//   "ring"                                  one algorithm for everything
-//   "allreduce:0-64k:direct#64k-inf:ring"   per collective, per size range
-// Sizes accept k/m/g suffixes (binary); ranges are [lo, hi) in bytes.
+//   "ring"                                      every collective that has a "ring"
+//   "allreduce:0-64k:direct#64k-inf:ring"       per collective, per size range
+//   "allreduce:rhd,broadcast:binomial"          several collectives
+// Sizes accept k/m/g suffixes (binary); ranges are [lo, hi) in bytes of one
+// rank's message (CollectiveArgs::messageBytes).
 #pragma once
 
 #include <string>
@@ -24,11 +31,13 @@ class Selector {
     const AlgorithmInfo* algo;
   };
 
-  // Empty spec = defaults only.
+  // Empty spec = cost model only.
   static Result<Selector> create(const std::string& spec);
-  const AlgorithmInfo* select(Collective c, size_t bytes, int worldSize) const;
-  // Human-readable table of the choice per size for a world size.
-  std::string describe(Collective c, int worldSize) const;
+  // `in` carries n, topology and constants; bytes is set here.
+  const AlgorithmInfo* select(Collective c, size_t bytes, const CostInputs& in) const;
+  // Readable table of the choice per collective and size.
+  std::string describe(const CostInputs& in) const;
+  bool hasOverrides() const { return !rules_.empty(); }
 
  private:
   std::vector<Rule> rules_;
@@ -36,5 +45,10 @@ class Selector {
 
 // "64k" -> 65536; "inf" -> SIZE_MAX.
 Result<size_t> parseSize(const std::string& s);
+
+// Cost-model constants for a view: from measured topology when available,
+// else loopback-calibrated defaults; inflated when members share cores.
+CostInputs costInputsFor(int n, const TopologyView* topo, int peersOnThisHost, int cores,
+                         size_t segmentBytes);
 
 }  // namespace chorus::algo

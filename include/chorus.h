@@ -14,6 +14,14 @@
  *    stay valid until the request completes.
  *  - Structs that may grow start with size, magic and version; initialise them
  *    with the matching ...ParamsInit function.
+ *  - Threads: calls on one communicator may come from several threads at
+ *    once (e.g. chorusWait on one thread while another starts operations),
+ *    except chorusCommConnect and chorusCommDestroy, which must not overlap
+ *    any other call on that communicator.
+ *  - Joint calls (collectives, chorusPeersPending, chorusUpdateMembership)
+ *    must be made by every member in the same order. A peer admitted by
+ *    chorusUpdateMembership returns from chorusCommConnect where the members
+ *    return from that update.
  */
 #ifndef CHORUS_H_
 #define CHORUS_H_
@@ -157,7 +165,7 @@ CHORUS_API chorusResult_t chorusCoordinatorStop(chorusCoordinator_t coordinator)
 /* Communicator                                                               */
 /* ------------------------------------------------------------------------- */
 #define CHORUS_COMM_PARAMS_MAGIC 0x43436D50u /* "CCmP" */
-#define CHORUS_COMM_PARAMS_VERSION 1u
+#define CHORUS_COMM_PARAMS_VERSION 2u /* 2: locality */
 
 typedef struct {
   size_t size;      /* sizeof(chorusCommParams_t) */
@@ -188,6 +196,11 @@ typedef struct {
   /* Host or IP other peers use to reach this one. Default: the local address
    * of the connection to the coordinator, or CHORUS_LISTEN_HOST. */
   const char* listenHost;
+  /* Where this peer runs, for hierarchical algorithms: "host=a,rack=r1,dc=eu"
+   * (any subset). host defaults to this machine (hostname + boot id); peers
+   * with equal host labels are treated as sharing a machine. Default:
+   * CHORUS_LOCALITY. */
+  const char* locality;
 } chorusCommParams_t;
 
 /* Fill *params with defaults (and CHORUS_* environment overrides). */
@@ -271,6 +284,123 @@ CHORUS_API chorusResult_t chorusAllReduceWithRetry(const void* sendbuf, void* re
                                                    chorusDataType_t dtype, chorusRedOp_t op,
                                                    int maxAttempts, chorusComm_t comm,
                                                    chorusOpInfo_t* info);
+
+/* ------------------------------------------------------------------------- */
+/* Other collectives (NCCL semantics; blocking, and asynchronous with a tag)  */
+/* ------------------------------------------------------------------------- */
+/* Counts are in elements. Ranks are ranks of the current view. Unless noted,
+ * recvbuf must not overlap sendbuf except as the in-place form given. */
+
+/* Copy root's sendbuf (count elements) into every rank's recvbuf. sendbuf is
+ * read on root only; in place: sendbuf == recvbuf. */
+CHORUS_API chorusResult_t chorusBroadcast(const void* sendbuf, void* recvbuf, size_t count,
+                                          chorusDataType_t dtype, int root, chorusComm_t comm,
+                                          chorusOpInfo_t* info);
+/* Reduce every rank's sendbuf into root's recvbuf (used on root only).
+ * In place: sendbuf == recvbuf on root. */
+CHORUS_API chorusResult_t chorusReduce(const void* sendbuf, void* recvbuf, size_t count,
+                                       chorusDataType_t dtype, chorusRedOp_t op, int root,
+                                       chorusComm_t comm, chorusOpInfo_t* info);
+/* recvbuf (worldSize * sendcount elements) gets every rank's sendbuf in rank
+ * order. In place: sendbuf == recvbuf + rank * sendcount (element offset). */
+CHORUS_API chorusResult_t chorusAllGather(const void* sendbuf, void* recvbuf, size_t sendcount,
+                                          chorusDataType_t dtype, chorusComm_t comm,
+                                          chorusOpInfo_t* info);
+/* Reduce sendbuf (worldSize * recvcount elements) across ranks; rank r gets
+ * block r in recvbuf. In place: recvbuf == sendbuf + rank * recvcount. */
+CHORUS_API chorusResult_t chorusReduceScatter(const void* sendbuf, void* recvbuf, size_t recvcount,
+                                              chorusDataType_t dtype, chorusRedOp_t op,
+                                              chorusComm_t comm, chorusOpInfo_t* info);
+/* Block j of sendbuf (count elements each) goes to rank j, which stores it as
+ * block (sender's rank) of recvbuf. No in-place form. */
+CHORUS_API chorusResult_t chorusAllToAll(const void* sendbuf, void* recvbuf, size_t count,
+                                         chorusDataType_t dtype, chorusComm_t comm,
+                                         chorusOpInfo_t* info);
+/* Like chorusAllToAll with per-rank counts and displacements (elements):
+ * sendcounts[j] elements at sendbuf + sdispls[j] go to rank j, which must
+ * expect recvcounts[i] == that number from this rank i at recvbuf + rdispls[i].
+ * Arrays have worldSize entries; zero counts are allowed. */
+CHORUS_API chorusResult_t chorusAllToAllv(const void* sendbuf, const size_t* sendcounts,
+                                          const size_t* sdispls, void* recvbuf,
+                                          const size_t* recvcounts, const size_t* rdispls,
+                                          chorusDataType_t dtype, chorusComm_t comm,
+                                          chorusOpInfo_t* info);
+/* root's recvbuf (worldSize * count) gets every rank's sendbuf in rank order.
+ * In place on root: sendbuf == recvbuf + root * count. */
+CHORUS_API chorusResult_t chorusGather(const void* sendbuf, void* recvbuf, size_t count,
+                                       chorusDataType_t dtype, int root, chorusComm_t comm,
+                                       chorusOpInfo_t* info);
+/* Block j of root's sendbuf (worldSize * count) goes to rank j's recvbuf.
+ * In place on root: recvbuf == sendbuf + root * count. */
+CHORUS_API chorusResult_t chorusScatter(const void* sendbuf, void* recvbuf, size_t count,
+                                        chorusDataType_t dtype, int root, chorusComm_t comm,
+                                        chorusOpInfo_t* info);
+/* Returns on every rank only after every rank entered it. */
+CHORUS_API chorusResult_t chorusBarrier(chorusComm_t comm);
+
+/* Asynchronous forms: same arguments plus a tag (see chorusAllReduceAsync)
+ * and a request completed with chorusTest / chorusWait. */
+CHORUS_API chorusResult_t chorusBroadcastAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                               chorusDataType_t dtype, int root, uint64_t tag,
+                                               chorusComm_t comm, chorusRequest_t* request);
+CHORUS_API chorusResult_t chorusReduceAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                            chorusDataType_t dtype, chorusRedOp_t op, int root,
+                                            uint64_t tag, chorusComm_t comm,
+                                            chorusRequest_t* request);
+CHORUS_API chorusResult_t chorusAllGatherAsync(const void* sendbuf, void* recvbuf,
+                                               size_t sendcount, chorusDataType_t dtype,
+                                               uint64_t tag, chorusComm_t comm,
+                                               chorusRequest_t* request);
+CHORUS_API chorusResult_t chorusReduceScatterAsync(const void* sendbuf, void* recvbuf,
+                                                   size_t recvcount, chorusDataType_t dtype,
+                                                   chorusRedOp_t op, uint64_t tag,
+                                                   chorusComm_t comm, chorusRequest_t* request);
+CHORUS_API chorusResult_t chorusAllToAllAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                              chorusDataType_t dtype, uint64_t tag,
+                                              chorusComm_t comm, chorusRequest_t* request);
+CHORUS_API chorusResult_t chorusAllToAllvAsync(const void* sendbuf, const size_t* sendcounts,
+                                               const size_t* sdispls, void* recvbuf,
+                                               const size_t* recvcounts, const size_t* rdispls,
+                                               chorusDataType_t dtype, uint64_t tag,
+                                               chorusComm_t comm, chorusRequest_t* request);
+CHORUS_API chorusResult_t chorusGatherAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                            chorusDataType_t dtype, int root, uint64_t tag,
+                                            chorusComm_t comm, chorusRequest_t* request);
+CHORUS_API chorusResult_t chorusScatterAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                             chorusDataType_t dtype, int root, uint64_t tag,
+                                             chorusComm_t comm, chorusRequest_t* request);
+CHORUS_API chorusResult_t chorusBarrierAsync(uint64_t tag, chorusComm_t comm,
+                                             chorusRequest_t* request);
+
+/* ------------------------------------------------------------------------- */
+/* Point to point                                                             */
+/* ------------------------------------------------------------------------- */
+/* Send count elements to rank peer / receive count elements from rank peer.
+ * Matched per peer pair and tag (< 2^31) in call order. A send completes when
+ * the receiver holds the data. Calls between chorusGroupStart and
+ * chorusGroupEnd are only queued; chorusGroupEnd issues them all and waits
+ * for all of them, so a ring of sends and receives cannot deadlock. Outside
+ * a group each call is a group of one. */
+CHORUS_API chorusResult_t chorusSend(const void* sendbuf, size_t count, chorusDataType_t dtype,
+                                     int peer, uint32_t tag, chorusComm_t comm);
+CHORUS_API chorusResult_t chorusRecv(void* recvbuf, size_t count, chorusDataType_t dtype, int peer,
+                                     uint32_t tag, chorusComm_t comm);
+/* Groups nest; only the outermost chorusGroupEnd issues. Per thread. */
+CHORUS_API chorusResult_t chorusGroupStart(void);
+/* Issues and waits for everything queued since the outermost chorusGroupStart;
+ * returns the first failure. */
+CHORUS_API chorusResult_t chorusGroupEnd(void);
+
+/* ------------------------------------------------------------------------- */
+/* Topology                                                                   */
+/* ------------------------------------------------------------------------- */
+/* Joint call: measure latency and bandwidth between every pair of members
+ * and reorder the ring used by ring algorithms to maximise its slowest link.
+ * Every member ends with the same measurements and the same order. */
+CHORUS_API chorusResult_t chorusOptimizeTopology(chorusComm_t comm);
+/* Describe the algorithm chosen per collective and size for the current view
+ * (and measured topology) into buffer, as text. */
+CHORUS_API chorusResult_t chorusDescribeSelection(chorusComm_t comm, char* buffer, size_t length);
 
 /* Poll a request. *done = 1 when it finished; the request is then freed,
  * *request set to NULL and the operation's result returned. */

@@ -5,6 +5,7 @@
 //
 // Bit parity: every rank evaluates the same expression, ((x0 op x1) op x2)...,
 // with the same kernels, so the bytes match without an all-gather.
+#include <cmath>
 #include <cstring>
 
 #include "algorithms/algorithm.h"
@@ -92,12 +93,23 @@ std::unique_ptr<Task> makeDirect(const CollectiveArgs& a, TaskContext& ctx) {
   return std::make_unique<DirectAllReduce>(a, ctx);
 }
 
+// One round, but every rank sends (and reduces) N-1 copies of the data.
+double cost(const CostInputs& in) {
+  if (in.bytes > (64u << 20)) return -1;  // one frame per peer: keep it small
+  double n = in.n;
+  return in.alpha + (n - 1) * in.bytes * in.beta + 2 * (n - 1) * in.gamma +
+         (n - 1) * in.bytes * 0.1e-9;
+}
+
 }  // namespace
 
 extern const AlgorithmInfo kAllReduceDirect;
 const AlgorithmInfo kAllReduceDirect = {
-    2, Collective::kAllReduce, "direct",
+    2,
+    Collective::kAllReduce,
+    "direct",
     "one hop: every rank sends its input to all and reduces in rank order (small messages)",
-    makeDirect};
+    makeDirect,
+    cost};
 
 }  // namespace chorus::algo

@@ -15,6 +15,7 @@
 // Input preservation: partial sums live in scratch; an in-place input is only
 // overwritten by final values (which exist only once every rank contributed).
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "algorithms/algorithm.h"
@@ -25,9 +26,10 @@ namespace {
 
 class RingAllReduce final : public Task {
  public:
-  RingAllReduce(const CollectiveArgs& a, TaskContext& ctx) : a_(a), ctx_(ctx) {
+  RingAllReduce(const CollectiveArgs& a, TaskContext& ctx)
+      : a_(a), ctx_(ctx), topo_(ctx.topology()) {
     n_ = ctx.size();
-    r_ = ctx.rank();
+    r_ = topo_.position[ctx.rank()];  // we work in ring positions
     elem_ = dataTypeSize(a.dtype);
     acc_ = accumulatorSize(a.dtype);
     size_t maxChunk = (a.count + n_ - 1) / n_;
@@ -118,8 +120,9 @@ class RingAllReduce final : public Task {
 
  private:
   int mod(int x) const { return ((x % n_) + n_) % n_; }
-  int right() const { return mod(r_ + 1); }
-  int left() const { return mod(r_ - 1); }
+  // Neighbours on the ring (ranks).
+  int right() const { return topo_.ring[mod(r_ + 1)]; }
+  int left() const { return topo_.ring[mod(r_ - 1)]; }
   const uint8_t* in() const { return static_cast<const uint8_t*>(a_.sendbuf); }
   uint8_t* out() const { return static_cast<uint8_t*>(a_.recvbuf); }
   uint32_t blockId(uint32_t step, uint32_t g) const { return step * nseg_ + g; }
@@ -148,7 +151,8 @@ class RingAllReduce final : public Task {
 
   CollectiveArgs a_;
   TaskContext& ctx_;
-  int n_, r_;
+  const TopologyView& topo_;
+  int n_, r_;  // r_: our ring position
   size_t elem_, acc_, segElems_;
   uint32_t nseg_;
   uint8_t* scratch_;
@@ -160,11 +164,23 @@ std::unique_ptr<Task> makeRing(const CollectiveArgs& a, TaskContext& ctx) {
   return std::make_unique<RingAllReduce>(a, ctx);
 }
 
+// 2(N-1) dependent steps; every byte crosses the slowest ring link
+// 2(N-1)/N times; segments pipeline.
+double cost(const CostInputs& in) {
+  double n = in.n, segs = std::ceil(static_cast<double>(in.bytes) / n / in.segmentBytes);
+  double beta = in.beta;
+  if (in.topo && in.topo->minRingBandwidthGBps > 0)
+    beta = 1.0 / (in.topo->minRingBandwidthGBps * 1e9);
+  return 2 * (n - 1) * in.alpha + 2 * (n - 1) / n * in.bytes * beta +
+         2 * (n - 1) * std::max(1.0, segs) * in.gamma;
+}
+
 }  // namespace
 
 extern const AlgorithmInfo kAllReduceRing;
 const AlgorithmInfo kAllReduceRing = {
-    1, Collective::kAllReduce, "ring",
-    "pipelined ring: reduce-scatter then all-gather, 2(N-1)/N of the data per rank", makeRing};
+    1,        Collective::kAllReduce,
+    "ring",   "pipelined ring: reduce-scatter then all-gather, 2(N-1)/N of the data per rank",
+    makeRing, cost};
 
 }  // namespace chorus::algo

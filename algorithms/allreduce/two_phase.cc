@@ -15,6 +15,7 @@
 // Blocks: phase 1 segment g is block g (the chunk is the receiver's own);
 // phase 2 segment g is block nseg + g (the chunk is the sender's).
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "algorithms/algorithm.h"
@@ -159,12 +160,24 @@ std::unique_ptr<Task> makeTwoPhase(const CollectiveArgs& a, TaskContext& ctx) {
   return std::make_unique<TwoPhaseAllReduce>(a, ctx);
 }
 
+// Two rounds; the same bytes as the ring but over every pair at once (a
+// little incast), and 2(N-1) messages per segment of each chunk.
+double cost(const CostInputs& in) {
+  if (in.n < 3) return -1;  // identical to the ring at N = 2
+  double n = in.n, segs = std::ceil(static_cast<double>(in.bytes) / n / in.segmentBytes);
+  return 2 * in.alpha + 2 * (n - 1) / n * in.bytes * in.beta * 1.1 +
+         2 * (n - 1) * std::max(1.0, segs) * in.gamma;
+}
+
 }  // namespace
 
 extern const AlgorithmInfo kAllReduceTwoPhase;
 const AlgorithmInfo kAllReduceTwoPhase = {
-    3, Collective::kAllReduce, "twophase",
+    3,
+    Collective::kAllReduce,
+    "twophase",
     "reduce-scatter and all-gather by direct exchange: 2 rounds, 2(N-1)/N of the data per rank",
-    makeTwoPhase};
+    makeTwoPhase,
+    cost};
 
 }  // namespace chorus::algo

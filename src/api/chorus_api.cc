@@ -3,6 +3,7 @@
 //  - runs inside guard(), which turns Status into chorusResult_t, records
 //    the message as the last error, and catches every exception so none
 //    crosses into C.
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -42,6 +43,8 @@ struct chorusCoordinator {
 };
 
 namespace {
+
+void fillInfo(chorusOpInfo_t* out, const chorus::OpInfo& in);
 
 std::atomic<int> gInitCount{0};
 thread_local std::string tLastError;
@@ -149,6 +152,168 @@ Status validateReduce(const void* sendbuf, void* recvbuf, size_t count, int dtyp
   args->count = count;
   args->dtype = static_cast<chorus::DataType>(dtype);
   args->op = static_cast<chorus::RedOp>(op);
+  return Status::ok();
+}
+
+using chorus::algo::Collective;
+
+Status checkDtype(int dtype) {
+  if (!chorus::validDataType(dtype))
+    return chorus::invalidArgument("unknown data type " + std::to_string(dtype));
+  return Status::ok();
+}
+Status checkOp(int op) {
+  if (!chorus::validRedOp(op))
+    return chorus::invalidArgument("unknown reduction op " + std::to_string(op));
+  return Status::ok();
+}
+// elements * elemSize * factor, without wrapping.
+Status bytesOf(size_t elements, size_t elemSize, size_t factor, size_t* out, const char* what) {
+  if (factor && elements > SIZE_MAX / elemSize / factor)
+    return chorus::invalidArgument(std::string(what) + ": count " + std::to_string(elements) +
+                                   " times the element size overflows");
+  *out = elements * elemSize * factor;
+  return Status::ok();
+}
+bool overlaps(const void* a, size_t an, const void* b, size_t bn) {
+  auto x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
+  return an && bn && x < y + bn && y < x + an;
+}
+Status need(const void* p, const char* name) {
+  if (!p) return chorus::invalidArgument(std::string(name) + " is NULL");
+  return Status::ok();
+}
+
+// Validates the buffers of a collective (NCCL's in-place forms allowed) and
+// fills args. Ranks are checked against the view when the call is issued.
+Status validateCollective(chorusComm* comm, chorus::algo::CollectiveArgs* a) {
+  CHORUS_RETURN_IF_ERROR(checkDtype(static_cast<int>(a->dtype)));
+  size_t es = chorus::dataTypeSize(a->dtype);
+  int n = comm->impl->worldSize(), me = comm->impl->rank();
+  if (n <= 0) n = 1;
+  size_t one, all;
+  CHORUS_RETURN_IF_ERROR(
+      bytesOf(a->count, es, 1, &one, chorus::algo::collectiveName(a->collective)));
+  CHORUS_RETURN_IF_ERROR(bytesOf(a->count, es, static_cast<size_t>(n), &all,
+                                 chorus::algo::collectiveName(a->collective)));
+  const uint8_t* sb = static_cast<const uint8_t*>(a->sendbuf);
+  uint8_t* rb = static_cast<uint8_t*>(a->recvbuf);
+  bool isRoot = me == a->root;
+  switch (a->collective) {
+    case Collective::kBroadcast:
+      if (a->count && isRoot) CHORUS_RETURN_IF_ERROR(need(sb, "sendbuf (on the root)"));
+      if (a->count) CHORUS_RETURN_IF_ERROR(need(rb, "recvbuf"));
+      if (isRoot && sb != rb && overlaps(sb, one, rb, one))
+        return chorus::invalidArgument("sendbuf and recvbuf overlap (in place needs them equal)");
+      break;
+    case Collective::kReduce:
+      CHORUS_RETURN_IF_ERROR(checkOp(static_cast<int>(a->op)));
+      if (a->count) CHORUS_RETURN_IF_ERROR(need(sb, "sendbuf"));
+      if (a->count && isRoot) CHORUS_RETURN_IF_ERROR(need(rb, "recvbuf (on the root)"));
+      if (isRoot && sb != rb && overlaps(sb, one, rb, one))
+        return chorus::invalidArgument("sendbuf and recvbuf overlap (in place needs them equal)");
+      break;
+    case Collective::kAllGather:
+      if (a->count) {
+        CHORUS_RETURN_IF_ERROR(need(sb, "sendbuf"));
+        CHORUS_RETURN_IF_ERROR(need(rb, "recvbuf"));
+        if (sb != rb + static_cast<size_t>(me) * one && overlaps(sb, one, rb, all))
+          return chorus::invalidArgument(
+              "sendbuf overlaps recvbuf (in place needs sendbuf == recvbuf + rank * sendcount)");
+      }
+      break;
+    case Collective::kReduceScatter:
+      CHORUS_RETURN_IF_ERROR(checkOp(static_cast<int>(a->op)));
+      if (a->count) {
+        CHORUS_RETURN_IF_ERROR(need(sb, "sendbuf"));
+        CHORUS_RETURN_IF_ERROR(need(rb, "recvbuf"));
+        if (rb != sb + static_cast<size_t>(me) * one && overlaps(sb, all, rb, one))
+          return chorus::invalidArgument(
+              "recvbuf overlaps sendbuf (in place needs recvbuf == sendbuf + rank * recvcount)");
+      }
+      break;
+    case Collective::kAllToAll:
+      if (a->count) {
+        CHORUS_RETURN_IF_ERROR(need(sb, "sendbuf"));
+        CHORUS_RETURN_IF_ERROR(need(rb, "recvbuf"));
+        if (overlaps(sb, all, rb, all))
+          return chorus::invalidArgument("all-to-all has no in-place form: buffers overlap");
+      }
+      break;
+    case Collective::kAllToAllv: {
+      if (a->sendCounts.size() != static_cast<size_t>(n) ||
+          a->recvCounts.size() != static_cast<size_t>(n))
+        return chorus::invalidArgument("all-to-all-v arrays need worldSize entries");
+      size_t sEnd = 0, rEnd = 0, tmp;
+      for (int j = 0; j < n; ++j) {
+        CHORUS_RETURN_IF_ERROR(
+            bytesOf(a->sendCounts[j] + a->sendDispls[j], es, 1, &tmp, "alltoallv"));
+        if (a->sendCounts[j] > SIZE_MAX - a->sendDispls[j])
+          return chorus::invalidArgument("alltoallv: send count + displacement overflows");
+        sEnd = std::max(sEnd, a->sendCounts[j] ? tmp : 0);
+        CHORUS_RETURN_IF_ERROR(
+            bytesOf(a->recvCounts[j] + a->recvDispls[j], es, 1, &tmp, "alltoallv"));
+        if (a->recvCounts[j] > SIZE_MAX - a->recvDispls[j])
+          return chorus::invalidArgument("alltoallv: receive count + displacement overflows");
+        rEnd = std::max(rEnd, a->recvCounts[j] ? tmp : 0);
+      }
+      if (sEnd) CHORUS_RETURN_IF_ERROR(need(sb, "sendbuf"));
+      if (rEnd) CHORUS_RETURN_IF_ERROR(need(rb, "recvbuf"));
+      if (overlaps(sb, sEnd, rb, rEnd))
+        return chorus::invalidArgument("all-to-all-v has no in-place form: buffers overlap");
+      break;
+    }
+    case Collective::kGather:
+      if (a->count) {
+        CHORUS_RETURN_IF_ERROR(need(sb, "sendbuf"));
+        if (isRoot) {
+          CHORUS_RETURN_IF_ERROR(need(rb, "recvbuf (on the root)"));
+          if (sb != rb + static_cast<size_t>(me) * one && overlaps(sb, one, rb, all))
+            return chorus::invalidArgument(
+                "sendbuf overlaps recvbuf (in place needs sendbuf == recvbuf + root * count)");
+        }
+      }
+      break;
+    case Collective::kScatter:
+      if (a->count) {
+        CHORUS_RETURN_IF_ERROR(need(rb, "recvbuf"));
+        if (isRoot) {
+          CHORUS_RETURN_IF_ERROR(need(sb, "sendbuf (on the root)"));
+          if (rb != sb + static_cast<size_t>(me) * one && overlaps(sb, all, rb, one))
+            return chorus::invalidArgument(
+                "recvbuf overlaps sendbuf (in place needs recvbuf == sendbuf + root * count)");
+        }
+      }
+      break;
+    case Collective::kSend:
+      if (a->count) CHORUS_RETURN_IF_ERROR(need(sb, "sendbuf"));
+      break;
+    case Collective::kRecv:
+      if (a->count) CHORUS_RETURN_IF_ERROR(need(rb, "recvbuf"));
+      break;
+    default:
+      break;
+  }
+  return Status::ok();
+}
+
+// Runs a validated collective, blocking (request == nullptr) or not.
+Status runCollective(chorusComm* comm, chorus::algo::CollectiveArgs& a, uint64_t tag,
+                     chorusRequest_t* request, chorusOpInfo_t* info) {
+  CHORUS_RETURN_IF_ERROR(validateCollective(comm, &a));
+  if (!request) {
+    chorus::OpInfo oi;
+    Status st = comm->impl->run(a, &oi);
+    fillInfo(info, oi);
+    return st;
+  }
+  if (tag & chorus::kInternalTagBit)
+    return chorus::invalidArgument("tags with the top bit set are reserved for Chorus");
+  CHORUS_ASSIGN_OR_RETURN(auto r, comm->impl->runAsync(a, tag));
+  auto* req = new chorusRequest();
+  req->comm = comm->impl;
+  req->result = std::move(r);
+  *request = req;
   return Status::ok();
 }
 
@@ -441,7 +606,7 @@ CHORUS_API chorusResult_t chorusAllReduceAsync(const void* sendbuf, void* recvbu
       return chorus::invalidArgument("tags with the top bit set are reserved for Chorus");
     chorus::algo::CollectiveArgs args;
     CHORUS_RETURN_IF_ERROR(validateReduce(sendbuf, recvbuf, count, dtype, op, &args));
-    CHORUS_ASSIGN_OR_RETURN(auto r, comm->impl->allReduceAsync(args, tag));
+    CHORUS_ASSIGN_OR_RETURN(auto r, comm->impl->runAsync(args, tag));
     auto* req = new chorusRequest();
     req->comm = comm->impl;
     req->result = std::move(r);
@@ -533,6 +698,283 @@ CHORUS_API chorusResult_t chorusWait(chorusRequest_t* request, chorusOpInfo_t* i
     delete req;
     *request = nullptr;
     return st;
+  });
+}
+
+// ---- other collectives ------------------------------------------------------
+
+namespace {
+
+chorus::algo::CollectiveArgs makeArgs(Collective c, const void* sendbuf, void* recvbuf,
+                                      size_t count, chorusDataType_t dtype, int op, int root) {
+  chorus::algo::CollectiveArgs a;
+  a.collective = c;
+  a.sendbuf = sendbuf;
+  a.recvbuf = recvbuf;
+  a.count = count;
+  a.dtype = static_cast<chorus::DataType>(dtype);
+  a.op = static_cast<chorus::RedOp>(op);
+  a.root = root;
+  return a;
+}
+
+// Blocking or asynchronous entry, with the C boundary's checks.
+chorusResult_t entry(chorusComm_t comm, chorus::algo::CollectiveArgs a, uint64_t tag,
+                     chorusRequest_t* request, bool async, chorusOpInfo_t* info) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    CHORUS_RETURN_IF_ERROR(checkInfo(info));
+    if (async) {
+      if (!request) return chorus::invalidArgument("request is NULL");
+      *request = nullptr;
+    }
+    return runCollective(comm, a, tag, async ? request : nullptr, info);
+  });
+}
+
+// Point-to-point calls queued by an open group on this thread.
+struct GroupCall {
+  chorusComm_t comm;
+  chorus::algo::CollectiveArgs args;
+  uint64_t tag;
+};
+thread_local int tGroupDepth = 0;
+thread_local std::vector<GroupCall> tGroup;
+
+chorusResult_t p2pEntry(Collective c, const void* sendbuf, void* recvbuf, size_t count,
+                        chorusDataType_t dtype, int peer, uint32_t tag, chorusComm_t comm) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (tag >= 0x80000000u)
+      return chorus::invalidArgument("point-to-point tags must be below 2^31");
+    auto a = makeArgs(c, sendbuf, recvbuf, count, dtype, 0, peer);
+    CHORUS_RETURN_IF_ERROR(validateCollective(comm, &a));
+    if (tGroupDepth > 0) {
+      tGroup.push_back({comm, a, tag});
+      return Status::ok();
+    }
+    return comm->impl->run(a, nullptr);
+  });
+}
+
+}  // namespace
+
+CHORUS_API chorusResult_t chorusBroadcast(const void* sendbuf, void* recvbuf, size_t count,
+                                          chorusDataType_t dtype, int root, chorusComm_t comm,
+                                          chorusOpInfo_t* info) {
+  return entry(comm, makeArgs(Collective::kBroadcast, sendbuf, recvbuf, count, dtype, 0, root), 0,
+               nullptr, false, info);
+}
+CHORUS_API chorusResult_t chorusReduce(const void* sendbuf, void* recvbuf, size_t count,
+                                       chorusDataType_t dtype, chorusRedOp_t op, int root,
+                                       chorusComm_t comm, chorusOpInfo_t* info) {
+  return entry(comm, makeArgs(Collective::kReduce, sendbuf, recvbuf, count, dtype, op, root), 0,
+               nullptr, false, info);
+}
+CHORUS_API chorusResult_t chorusAllGather(const void* sendbuf, void* recvbuf, size_t sendcount,
+                                          chorusDataType_t dtype, chorusComm_t comm,
+                                          chorusOpInfo_t* info) {
+  return entry(comm, makeArgs(Collective::kAllGather, sendbuf, recvbuf, sendcount, dtype, 0, 0), 0,
+               nullptr, false, info);
+}
+CHORUS_API chorusResult_t chorusReduceScatter(const void* sendbuf, void* recvbuf, size_t recvcount,
+                                              chorusDataType_t dtype, chorusRedOp_t op,
+                                              chorusComm_t comm, chorusOpInfo_t* info) {
+  return entry(comm,
+               makeArgs(Collective::kReduceScatter, sendbuf, recvbuf, recvcount, dtype, op, 0), 0,
+               nullptr, false, info);
+}
+CHORUS_API chorusResult_t chorusAllToAll(const void* sendbuf, void* recvbuf, size_t count,
+                                         chorusDataType_t dtype, chorusComm_t comm,
+                                         chorusOpInfo_t* info) {
+  return entry(comm, makeArgs(Collective::kAllToAll, sendbuf, recvbuf, count, dtype, 0, 0), 0,
+               nullptr, false, info);
+}
+
+namespace {
+chorusResult_t allToAllvEntry(const void* sendbuf, const size_t* sendcounts, const size_t* sdispls,
+                              void* recvbuf, const size_t* recvcounts, const size_t* rdispls,
+                              chorusDataType_t dtype, uint64_t tag, chorusComm_t comm,
+                              chorusRequest_t* request, bool async, chorusOpInfo_t* info) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    CHORUS_RETURN_IF_ERROR(checkInfo(info));
+    if (!sendcounts || !sdispls || !recvcounts || !rdispls)
+      return chorus::invalidArgument("all-to-all-v count and displacement arrays must not be NULL");
+    auto a = makeArgs(Collective::kAllToAllv, sendbuf, recvbuf, 0, dtype, 0, 0);
+    size_t n = static_cast<size_t>(std::max(1, comm->impl->worldSize()));
+    a.sendCounts.assign(sendcounts, sendcounts + n);
+    a.sendDispls.assign(sdispls, sdispls + n);
+    a.recvCounts.assign(recvcounts, recvcounts + n);
+    a.recvDispls.assign(rdispls, rdispls + n);
+    if (async) {
+      if (!request) return chorus::invalidArgument("request is NULL");
+      *request = nullptr;
+    }
+    return runCollective(comm, a, tag, async ? request : nullptr, info);
+  });
+}
+}  // namespace
+
+CHORUS_API chorusResult_t chorusAllToAllv(const void* sendbuf, const size_t* sendcounts,
+                                          const size_t* sdispls, void* recvbuf,
+                                          const size_t* recvcounts, const size_t* rdispls,
+                                          chorusDataType_t dtype, chorusComm_t comm,
+                                          chorusOpInfo_t* info) {
+  return allToAllvEntry(sendbuf, sendcounts, sdispls, recvbuf, recvcounts, rdispls, dtype, 0, comm,
+                        nullptr, false, info);
+}
+CHORUS_API chorusResult_t chorusGather(const void* sendbuf, void* recvbuf, size_t count,
+                                       chorusDataType_t dtype, int root, chorusComm_t comm,
+                                       chorusOpInfo_t* info) {
+  return entry(comm, makeArgs(Collective::kGather, sendbuf, recvbuf, count, dtype, 0, root), 0,
+               nullptr, false, info);
+}
+CHORUS_API chorusResult_t chorusScatter(const void* sendbuf, void* recvbuf, size_t count,
+                                        chorusDataType_t dtype, int root, chorusComm_t comm,
+                                        chorusOpInfo_t* info) {
+  return entry(comm, makeArgs(Collective::kScatter, sendbuf, recvbuf, count, dtype, 0, root), 0,
+               nullptr, false, info);
+}
+CHORUS_API chorusResult_t chorusBarrier(chorusComm_t comm) {
+  return entry(comm, makeArgs(Collective::kBarrier, nullptr, nullptr, 0, chorusUint8, 0, 0), 0,
+               nullptr, false, nullptr);
+}
+
+CHORUS_API chorusResult_t chorusBroadcastAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                               chorusDataType_t dtype, int root, uint64_t tag,
+                                               chorusComm_t comm, chorusRequest_t* request) {
+  return entry(comm, makeArgs(Collective::kBroadcast, sendbuf, recvbuf, count, dtype, 0, root), tag,
+               request, true, nullptr);
+}
+CHORUS_API chorusResult_t chorusReduceAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                            chorusDataType_t dtype, chorusRedOp_t op, int root,
+                                            uint64_t tag, chorusComm_t comm,
+                                            chorusRequest_t* request) {
+  return entry(comm, makeArgs(Collective::kReduce, sendbuf, recvbuf, count, dtype, op, root), tag,
+               request, true, nullptr);
+}
+CHORUS_API chorusResult_t chorusAllGatherAsync(const void* sendbuf, void* recvbuf, size_t sendcount,
+                                               chorusDataType_t dtype, uint64_t tag,
+                                               chorusComm_t comm, chorusRequest_t* request) {
+  return entry(comm, makeArgs(Collective::kAllGather, sendbuf, recvbuf, sendcount, dtype, 0, 0),
+               tag, request, true, nullptr);
+}
+CHORUS_API chorusResult_t chorusReduceScatterAsync(const void* sendbuf, void* recvbuf,
+                                                   size_t recvcount, chorusDataType_t dtype,
+                                                   chorusRedOp_t op, uint64_t tag,
+                                                   chorusComm_t comm, chorusRequest_t* request) {
+  return entry(comm,
+               makeArgs(Collective::kReduceScatter, sendbuf, recvbuf, recvcount, dtype, op, 0), tag,
+               request, true, nullptr);
+}
+CHORUS_API chorusResult_t chorusAllToAllAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                              chorusDataType_t dtype, uint64_t tag,
+                                              chorusComm_t comm, chorusRequest_t* request) {
+  return entry(comm, makeArgs(Collective::kAllToAll, sendbuf, recvbuf, count, dtype, 0, 0), tag,
+               request, true, nullptr);
+}
+CHORUS_API chorusResult_t chorusAllToAllvAsync(const void* sendbuf, const size_t* sendcounts,
+                                               const size_t* sdispls, void* recvbuf,
+                                               const size_t* recvcounts, const size_t* rdispls,
+                                               chorusDataType_t dtype, uint64_t tag,
+                                               chorusComm_t comm, chorusRequest_t* request) {
+  return allToAllvEntry(sendbuf, sendcounts, sdispls, recvbuf, recvcounts, rdispls, dtype, tag,
+                        comm, request, true, nullptr);
+}
+CHORUS_API chorusResult_t chorusGatherAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                            chorusDataType_t dtype, int root, uint64_t tag,
+                                            chorusComm_t comm, chorusRequest_t* request) {
+  return entry(comm, makeArgs(Collective::kGather, sendbuf, recvbuf, count, dtype, 0, root), tag,
+               request, true, nullptr);
+}
+CHORUS_API chorusResult_t chorusScatterAsync(const void* sendbuf, void* recvbuf, size_t count,
+                                             chorusDataType_t dtype, int root, uint64_t tag,
+                                             chorusComm_t comm, chorusRequest_t* request) {
+  return entry(comm, makeArgs(Collective::kScatter, sendbuf, recvbuf, count, dtype, 0, root), tag,
+               request, true, nullptr);
+}
+CHORUS_API chorusResult_t chorusBarrierAsync(uint64_t tag, chorusComm_t comm,
+                                             chorusRequest_t* request) {
+  return entry(comm, makeArgs(Collective::kBarrier, nullptr, nullptr, 0, chorusUint8, 0, 0), tag,
+               request, true, nullptr);
+}
+
+// ---- point to point ---------------------------------------------------------
+
+CHORUS_API chorusResult_t chorusSend(const void* sendbuf, size_t count, chorusDataType_t dtype,
+                                     int peer, uint32_t tag, chorusComm_t comm) {
+  return p2pEntry(Collective::kSend, sendbuf, nullptr, count, dtype, peer, tag, comm);
+}
+CHORUS_API chorusResult_t chorusRecv(void* recvbuf, size_t count, chorusDataType_t dtype, int peer,
+                                     uint32_t tag, chorusComm_t comm) {
+  return p2pEntry(Collective::kRecv, nullptr, recvbuf, count, dtype, peer, tag, comm);
+}
+CHORUS_API chorusResult_t chorusGroupStart(void) {
+  return guard(nullptr, []() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireInit());
+    ++tGroupDepth;
+    return Status::ok();
+  });
+}
+CHORUS_API chorusResult_t chorusGroupEnd(void) {
+  chorusComm_t last = nullptr;
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireInit());
+    if (tGroupDepth <= 0)
+      return chorus::failedPrecondition("chorusGroupEnd without chorusGroupStart");
+    if (--tGroupDepth > 0) return Status::ok();
+    std::vector<GroupCall> calls;
+    calls.swap(tGroup);
+    // Issue everything, then wait for everything: a ring of sends and
+    // receives completes because no call waits before all are posted.
+    std::vector<std::pair<chorusComm_t, std::shared_ptr<chorus::OpResult>>> pending;
+    Status first;
+    for (GroupCall& c : calls) {
+      if (c.comm->magic != chorusComm::kMagic) {
+        first = chorus::invalidArgument("a communicator used in the group was destroyed");
+        continue;
+      }
+      auto r = c.comm->impl->runAsync(c.args, c.tag);
+      if (!r.isOk()) {
+        if (first.isOk()) first = r.status();
+        record(c.comm, r.status());
+        continue;
+      }
+      pending.emplace_back(c.comm, std::move(r).value());
+    }
+    for (auto& [comm, r] : pending) {
+      Status st = comm->impl->wait(r, nullptr);
+      if (!st.isOk()) {
+        record(comm, st);
+        if (first.isOk()) first = st;
+      }
+      last = comm;
+    }
+    return first;
+  });
+}
+
+// ---- topology -------------------------------------------------------------------
+
+CHORUS_API chorusResult_t chorusOptimizeTopology(chorusComm_t comm) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    return comm->impl->optimizeTopology();
+  });
+}
+
+CHORUS_API chorusResult_t chorusDescribeSelection(chorusComm_t comm, char* buffer, size_t length) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!buffer) return chorus::invalidArgument("buffer is NULL");
+    std::string text = comm->impl->describeSelection();
+    if (length < text.size() + 1)
+      return chorus::invalidArgument("buffer of " + std::to_string(length) +
+                                     " bytes is too small; " + std::to_string(text.size() + 1) +
+                                     " needed");
+    std::memcpy(buffer, text.c_str(), text.size() + 1);
+    return Status::ok();
   });
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "algorithms/topology.h"
+#include "src/core/hash.h"
 #include "src/core/log.h"
 #include "src/core/system.h"
 #include "transports/tcp/transport.h"
@@ -199,7 +201,7 @@ Status Communicator::checkUsable() {
 // Public collectives
 // ---------------------------------------------------------------------------
 
-Status Communicator::allReduce(const algo::CollectiveArgs& args, OpInfo* info) {
+Status Communicator::run(const algo::CollectiveArgs& args, OpInfo* info) {
   return blockingOp(args, 0, info);
 }
 
@@ -213,8 +215,8 @@ Status Communicator::blockingOp(const algo::CollectiveArgs& args, uint64_t tag, 
   return wait(r, info);
 }
 
-Result<std::shared_ptr<OpResult>> Communicator::allReduceAsync(const algo::CollectiveArgs& args,
-                                                               uint64_t tag) {
+Result<std::shared_ptr<OpResult>> Communicator::runAsync(const algo::CollectiveArgs& args,
+                                                         uint64_t tag) {
   std::shared_ptr<OpResult> r;
   {
     std::lock_guard<std::mutex> lk(engine_.mutex());
@@ -245,6 +247,35 @@ bool Communicator::test(const std::shared_ptr<OpResult>& r) {
 
 Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArgs& args,
                                                        uint64_t tag) {
+  using algo::Collective;
+  const int n = committed_.size();
+  bool p2p = args.collective == Collective::kSend || args.collective == Collective::kRecv;
+  bool rooted = args.collective == Collective::kBroadcast ||
+                args.collective == Collective::kReduce || args.collective == Collective::kGather ||
+                args.collective == Collective::kScatter;
+  if ((rooted || p2p) && (args.root < 0 || args.root >= n))
+    return invalidArgument(std::string(p2p ? "peer" : "root") + " rank " +
+                           std::to_string(args.root) + " is not in the view (world size " +
+                           std::to_string(n) + ")");
+  if (p2p && args.root == myRank_)
+    return invalidArgument("point-to-point with this peer itself (rank " + std::to_string(myRank_) +
+                           ")");
+  if (args.collective == Collective::kAllToAllv &&
+      (args.sendCounts.size() != static_cast<size_t>(n) ||
+       args.recvCounts.size() != static_cast<size_t>(n)))
+    return invalidArgument("all-to-all-v arrays must have worldSize (" + std::to_string(n) +
+                           ") entries");
+  if (p2p) {
+    // Both ends derive the same key: the pair of peer ids, the direction and
+    // the user tag; calls are numbered per key.
+    uint64_t other = committed_.members[args.root].peerId;
+    uint64_t sender = args.collective == Collective::kSend ? peerId_ : other;
+    uint64_t receiver = args.collective == Collective::kSend ? other : peerId_;
+    uint64_t pair[2] = {std::min(sender, receiver), std::max(sender, receiver)};
+    uint64_t h = hash64(pair, sizeof(pair)) & 0x1fffffffu;
+    tag = kInternalTagBit | kP2PTagBit | (uint64_t{sender < receiver} << 61) | (h << 32) |
+          (tag & 0xffffffffu);
+  }
   OpKey key{tag, nextSeq_[tag]++};
   auto r = std::make_shared<OpResult>();
   auto owned = std::make_unique<Op>(*this, key, args, r);
@@ -269,26 +300,45 @@ Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArg
   return r;
 }
 
+bool Communicator::trivial(const algo::CollectiveArgs& a) const {
+  using algo::Collective;
+  // Operations every member can skip alike (nothing to move anywhere).
+  switch (a.collective) {
+    case Collective::kBarrier:
+    case Collective::kAllToAllv:
+      return false;
+    default:
+      return a.count == 0;
+  }
+}
+
 void Communicator::startOp(Op* op) {
   op->epoch = committed_.epoch;
   op->rank_ = myRank_;
   op->peers_.clear();
   for (const Member& m : committed_.members) op->peers_.push_back(m.peerId);
   const int n = committed_.size();
-  size_t bytes = op->args.count * dataTypeSize(op->args.dtype);
-  op->algo = selector_.select(op->args.collective, bytes, n);
-  op->desc = makeDescriptor(op->args, op->algo->id);
+  op->algo = selector_.select(op->args.collective, op->args.messageBytes(n), costInputs_);
   op->doneFrom.assign(n, 0);
   op->donesReceived = 0;
+  op->donesExpected = 0;
   op->doneSent = false;
   op->sendsOutstanding = 0;
   op->attempts += 1;
   op->state = OpState::kRunning;
-  if (op->args.count == 0) {
+  if (!op->algo) {
+    finishOp(op, unimplemented(std::string("no algorithm for ") +
+                               algo::collectiveName(op->args.collective)));
+    return;
+  }
+  op->desc = makeDescriptor(op->args, op->algo->id);
+  if (trivial(op->args)) {
     finishOp(op, Status::ok());
     return;
   }
   op->task = op->algo->factory(op->args, *op);
+  for (int r = 0; r < n; ++r)
+    if (r != myRank_ && op->task->involves(r)) ++op->donesExpected;
   Status st = op->task->start();
   if (!st.isOk()) {
     finishOp(op, st);
@@ -331,14 +381,14 @@ void Communicator::checkOp(Op* op) {
       h.seq = op->key.seq;
       h.desc = op->desc;
       for (int r = 0; r < n; ++r) {
-        if (r == op->rank_) continue;
+        if (r == op->rank_ || !op->task->involves(r)) continue;
         auto it = links_.find(op->peers_[r]);
         if (it == links_.end() || it->second.streams.empty() || !it->second.streams[0]) continue;
         it->second.streams[0]->postSend(h, nullptr, nullptr, 0);
         sendPending_.insert(it->second.streams[0].get());
       }
     }
-    if (op->donesReceived < n - 1) return;
+    if (op->donesReceived < op->donesExpected) return;
   }
   if (op->sendsOutstanding > 0) return;
   finishOp(op, Status::ok());
@@ -451,7 +501,7 @@ bool Communicator::deliverData(Op* op, uint64_t fromPeer, const frame::Header& h
 
 void Communicator::onDone(Op* op, uint64_t fromPeer) {
   int r = op->rankOf(fromPeer);
-  if (r < 0 || op->doneFrom[r]) return;
+  if (r < 0 || op->doneFrom[r] || !op->task || !op->task->involves(r)) return;
   op->doneFrom[r] = 1;
   ++op->donesReceived;
   checkOp(op);
@@ -975,7 +1025,7 @@ void Communicator::onCommit(const control::Commit& c) {
     nextSeq_.clear();
     failedKeys_.clear();
   }
-  applySpinPolicy();
+  applyViewPolicy();
   if (updateWaiting_ && c.endsUpdate) updateDone_ = true;
   publishClaims();
   if (client_) client_->resetPending();
@@ -983,7 +1033,20 @@ void Communicator::onCommit(const control::Commit& c) {
                               << myRank_ << " of " << committed_.size());
 }
 
-void Communicator::applySpinPolicy() {
+void Communicator::applyViewPolicy() {
+  const int n = committed_.size();
+  // Locality: members with the same host label share a machine.
+  topology_ = algo::TopologyView::identity(n);
+  topology_.hosts.clear();
+  std::map<std::string, int> hostIndex;
+  for (int r = 0; r < n; ++r) {
+    auto [it, fresh] =
+        hostIndex.emplace(committed_.members[r].hostId, static_cast<int>(topology_.hosts.size()));
+    if (fresh) topology_.hosts.push_back({});
+    topology_.hostOf[r] = it->second;
+    topology_.hosts[it->second].push_back(r);
+  }
+  applyMeasuredTopology();
   // More peers on this host than cores: a spinning caller would hold a core
   // the peer it waits for needs, so spin longer but yield the CPU each round.
   int local = 0;
@@ -992,6 +1055,7 @@ void Communicator::applySpinPolicy() {
   bool oversubscribed = local > onlineCpus();
   int spinUs = cfg_.spinUs >= 0 ? cfg_.spinUs : (oversubscribed ? 200 : 50);
   engine_.setSpinPolicy(spinUs, oversubscribed);
+  costInputs_ = algo::costInputsFor(n, &topology_, local, onlineCpus(), segmentBytes_);
 }
 
 void Communicator::onRemoved(const std::string& why, bool left) {
@@ -1138,6 +1202,163 @@ Status Communicator::announceLeave() {
   control::EpochOnly e{committed_.epoch};
   client_->send(control::Type::kAnnounceLeave, e.encode());
   return Status::ok();
+}
+
+}  // namespace chorus
+
+// ---------------------------------------------------------------------------
+// Topology
+// ---------------------------------------------------------------------------
+
+namespace chorus {
+
+namespace {
+// Internal point-to-point tags (the user's are below 2^31).
+constexpr uint64_t kProbeTag = 0x80000001u;
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+}  // namespace
+
+void Communicator::applyMeasuredTopology() {
+  const int n = committed_.size();
+  if (n < 2) return;
+  algo::Matrix bw(n, std::vector<double>(n, 0));
+  std::vector<double> lats, bws;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      if (i == j) continue;
+      auto it = measured_.find({committed_.members[i].peerId, committed_.members[j].peerId});
+      if (it == measured_.end()) return;  // not measured for this view (yet)
+      lats.push_back(it->second.first);
+      bws.push_back(it->second.second);
+      bw[i][j] = it->second.second;
+    }
+  topology_.ring = algo::bestRing(bw);
+  for (int p = 0; p < n; ++p) topology_.position[topology_.ring[p]] = p;
+  topology_.latencyUs = median(lats);
+  topology_.bandwidthGBps = median(bws);
+  topology_.minRingBandwidthGBps = algo::ringBottleneck(topology_.ring, bw);
+}
+
+Status Communicator::optimizeTopology() {
+  int n, me;
+  {
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    CHORUS_RETURN_IF_ERROR(checkUsable());
+    if (!ops_.empty())
+      return failedPrecondition("chorusOptimizeTopology: operations still in flight");
+    n = committed_.size();
+    me = myRank_;
+  }
+  // Round-robin pairing (circle method): every pair meets once, each rank
+  // has at most one partner per round, so measurements do not overlap.
+  int m = n % 2 ? n + 1 : n;
+  std::vector<double> row(2 * static_cast<size_t>(n), 0.0);  // latency us, bandwidth GB/s to j
+  auto p2p = [&](algo::Collective c, int peer, void* buf, size_t bytes) {
+    algo::CollectiveArgs a;
+    a.collective = c;
+    a.root = peer;
+    a.dtype = DataType::kUint8;
+    a.count = bytes;
+    a.sendbuf = a.recvbuf = buf;
+    return blockingOp(a, kProbeTag, nullptr);
+  };
+  std::vector<uint8_t> buf(16 << 20);
+  for (int round = 0; round < m - 1; ++round) {
+    // Fixed seat m-1 meets `round`; the others pair (round+k, round-k).
+    int partner = -1;
+    for (int k = 0; k < m / 2 && partner < 0; ++k) {
+      int a = k == 0 ? m - 1 : (round + k) % (m - 1);
+      int b = k == 0 ? round : (round - k + m - 1) % (m - 1);
+      if (a == me)
+        partner = b;
+      else if (b == me)
+        partner = a;
+    }
+    if (partner < 0 || partner >= n) continue;  // paired with the dummy
+    bool lo = me < partner;
+    // Latency: the lower rank times blocking 8-byte sends (a send completes
+    // when the receiver confirms, so each is one round trip).
+    uint64_t word = 0;
+    std::vector<double> rtts;
+    for (int k = 0; k < 16; ++k) {
+      if (lo) {
+        int64_t t0 = nowNs();
+        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kSend, partner, &word, 8));
+        rtts.push_back((nowNs() - t0) / 1e3);
+      } else {
+        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kRecv, partner, &word, 8));
+      }
+    }
+    double rttUs = median(rtts);
+    if (lo) row[partner] = rttUs / 2;
+    // Bandwidth, each direction timed by its sender: a 256 KiB probe, then a
+    // transfer sized to last about 30 ms (at most 16 MiB).
+    for (int dir = 0; dir < 2; ++dir) {
+      bool sending = (dir == 0) == lo;
+      uint64_t size = 256 << 10;
+      if (sending) {
+        int64_t t0 = nowNs();
+        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kSend, partner, buf.data(), size));
+        double sec = std::max(1e-6, (nowNs() - t0) / 1e9 - rttUs / 1e6);
+        double est = size / sec;
+        uint64_t next =
+            static_cast<uint64_t>(std::clamp(est * 0.03, 256.0 * 1024, 16.0 * 1024 * 1024));
+        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kSend, partner, &next, 8));
+        t0 = nowNs();
+        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kSend, partner, buf.data(), next));
+        sec = std::max(1e-6, (nowNs() - t0) / 1e9 - rttUs / 1e6);
+        row[n + partner] = next / sec / 1e9;
+      } else {
+        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kRecv, partner, buf.data(), size));
+        uint64_t next = 0;
+        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kRecv, partner, &next, 8));
+        if (next > buf.size())
+          return protocolError("topology probe of " + std::to_string(next) + " bytes");
+        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kRecv, partner, buf.data(), next));
+      }
+    }
+  }
+  // Everyone gets every row, so every member holds the same matrix.
+  std::vector<double> all(2 * static_cast<size_t>(n) * n);
+  algo::CollectiveArgs g;
+  g.collective = algo::Collective::kAllGather;
+  g.sendbuf = row.data();
+  g.recvbuf = all.data();
+  g.count = 2 * static_cast<size_t>(n);
+  g.dtype = DataType::kFloat64;
+  CHORUS_RETURN_IF_ERROR(blockingOp(g, kTagTopology, nullptr));
+  std::lock_guard<std::mutex> lk(engine_.mutex());
+  if (committed_.size() != n)
+    return aborted("the view changed while measuring the topology; call it again");
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      if (i == j) continue;
+      double lat = all[i * 2 * n + j] > 0 ? all[i * 2 * n + j] : all[j * 2 * n + i];
+      double bw = all[i * 2 * n + n + j];
+      measured_[{committed_.members[i].peerId, committed_.members[j].peerId}] = {lat, bw};
+    }
+  applyViewPolicy();
+  std::string order;
+  for (int r : topology_.ring) order += (order.empty() ? "" : " ") + std::to_string(r);
+  LOG_INFO("topology: ring " << order << ", slowest ring link " << topology_.minRingBandwidthGBps
+                             << " GB/s, median latency " << topology_.latencyUs << " us");
+  return Status::ok();
+}
+
+std::string Communicator::describeSelection() {
+  std::lock_guard<std::mutex> lk(engine_.mutex());
+  std::string s = selector_.describe(costInputs_);
+  s += "ring order:";
+  for (int r : topology_.ring) s += " " + std::to_string(r);
+  if (topology_.minRingBandwidthGBps > 0)
+    s += " (slowest link " + std::to_string(topology_.minRingBandwidthGBps) + " GB/s)";
+  s += "\n";
+  return s;
 }
 
 }  // namespace chorus

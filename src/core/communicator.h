@@ -30,9 +30,12 @@
 
 namespace chorus {
 
-// Tags with the top bit set are reserved for Chorus' own collectives.
+// Tags with the top bit set are reserved for Chorus' own operations.
 constexpr uint64_t kInternalTagBit = uint64_t{1} << 63;
 constexpr uint64_t kTagPeersPending = kInternalTagBit | 1;
+constexpr uint64_t kTagTopology = kInternalTagBit | 2;
+// Point-to-point keys: [63]=1 [62]=1 [61] direction [60:32] pair hash [31:0] user tag.
+constexpr uint64_t kP2PTagBit = uint64_t{1} << 62;
 
 class Communicator final : public ProgressEngine::Client,
                            public transport::FrameSink,
@@ -52,12 +55,18 @@ class Communicator final : public ProgressEngine::Client,
   uint64_t peerId() const { return peerId_; }
   Status asyncError();
 
-  // Collectives.
-  Status allReduce(const algo::CollectiveArgs& args, OpInfo* info);
-  Result<std::shared_ptr<OpResult>> allReduceAsync(const algo::CollectiveArgs& args, uint64_t tag);
+  // Collectives and point-to-point operations (args.collective says which).
+  Status run(const algo::CollectiveArgs& args, OpInfo* info);
+  Result<std::shared_ptr<OpResult>> runAsync(const algo::CollectiveArgs& args, uint64_t tag);
+  Status allReduce(const algo::CollectiveArgs& args, OpInfo* info) { return run(args, info); }
   // Wait for / poll an operation started by *Async.
   Status wait(const std::shared_ptr<OpResult>& r, OpInfo* info);
   bool test(const std::shared_ptr<OpResult>& r);
+
+  // Topology.
+  Status optimizeTopology();
+  std::string describeSelection();
+  const algo::TopologyView& topologyView() const { return topology_; }
 
   // Membership.
   Result<int> peersPending();
@@ -134,7 +143,10 @@ class Communicator final : public ProgressEngine::Client,
   void onDataLink(membership::ControlEvent& ev);
   void maybeSendReady();
   void publishClaims();
-  void applySpinPolicy();
+  void applyViewPolicy();
+  // Ring order from the measured pair bandwidths of the current members.
+  void applyMeasuredTopology();
+  bool trivial(const algo::CollectiveArgs& a) const;
   void closeLink(uint64_t peerId);
   void onConnectionBroken(transport::Connection* c, const Status& st);
   void progressConnection(transport::Connection* c, bool* worked);
@@ -176,7 +188,12 @@ class Communicator final : public ProgressEngine::Client,
   std::map<OpKey, std::unique_ptr<Op>> ops_;
   std::vector<std::unique_ptr<Op>> finished_;
   std::unordered_map<uint64_t, uint64_t> nextSeq_;  // tag -> next seq
-  std::map<OpKey, Decision> failedKeys_;            // decided failures not yet called here
+  algo::TopologyView topology_;                     // of committed_
+  algo::CostInputs costInputs_;                     // of committed_
+  // Measured pair latency (us) and bandwidth (GB/s) by peer ids; survives
+  // view changes for the members that stay.
+  std::map<std::pair<uint64_t, uint64_t>, std::pair<double, double>> measured_;
+  std::map<OpKey, Decision> failedKeys_;  // decided failures not yet called here
   std::map<OpKey, std::vector<std::unique_ptr<Unexpected>>> unexpected_;
   size_t unexpectedBytes_ = 0;
   std::vector<uint8_t> abortBuf_;

@@ -1,5 +1,6 @@
 #include "src/core/config.h"
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 
@@ -85,6 +86,7 @@ void fillCommDefaults(chorusCommParams_t* p) {
   p->connectTimeoutMs = envIntOr("CHORUS_CONNECT_TIMEOUT_MS", 60000);
   p->opTimeoutMs = envIntOr("CHORUS_OP_TIMEOUT_MS", 60000);
   p->listenHost = envOr("CHORUS_LISTEN_HOST", nullptr);
+  p->locality = envOr("CHORUS_LOCALITY", nullptr);
 }
 
 void fillCoordinatorDefaults(chorusCoordinatorParams_t* p) {
@@ -118,7 +120,10 @@ Status checkHeader(size_t size, uint32_t magic, uint32_t version, size_t minSize
 }  // namespace
 
 Result<CommConfig> commConfigFromParams(const chorusCommParams_t* p) {
-  CHORUS_RETURN_IF_ERROR(checkHeader(p->size, p->magic, p->version, sizeof(chorusCommParams_t),
+  // Version 1 ended before `locality`; a caller built against it passes the
+  // smaller size and keeps working.
+  constexpr size_t kV1Size = offsetof(chorusCommParams_t, locality);
+  CHORUS_RETURN_IF_ERROR(checkHeader(p->size, p->magic, p->version, kV1Size,
                                      CHORUS_COMM_PARAMS_MAGIC, CHORUS_COMM_PARAMS_VERSION,
                                      "chorusCommParams"));
   CommConfig c;
@@ -140,6 +145,9 @@ Result<CommConfig> commConfigFromParams(const chorusCommParams_t* p) {
   c.connectTimeoutMs = p->connectTimeoutMs == 0 ? 60000 : p->connectTimeoutMs;
   c.opTimeoutMs = p->opTimeoutMs == 0 ? 60000 : p->opTimeoutMs;
   c.listenHost = p->listenHost ? p->listenHost : "";
+  bool hasLocality =
+      p->version >= 2 && p->size >= offsetof(chorusCommParams_t, locality) + sizeof(p->locality);
+  c.locality = (hasLocality && p->locality) ? p->locality : envOr("CHORUS_LOCALITY", "");
   c.uniformOutcome = envIntOr("CHORUS_UNIFORM", 1) != 0;
   c.algorithm = envOr("CHORUS_ALGO", "");
   c.spinUs = envIntOr("CHORUS_SPIN_US", -1);

@@ -31,6 +31,7 @@ struct CommConfig {
   int connectTimeoutMs = 60000;
   int opTimeoutMs = 60000;
   std::string listenHost;  // empty: local address of the coordinator link
+  std::string locality;    // "host=a,rack=r,dc=d" (any subset)
   // Tuning knobs from the environment only (not in the C struct):
   bool uniformOutcome = true;  // CHORUS_UNIFORM=0 turns the completion agreement off
   std::string algorithm;       // CHORUS_ALGO

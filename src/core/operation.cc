@@ -9,26 +9,46 @@ std::string OpKey::toString() const {
   return "(tag " + std::to_string(tag) + ", #" + std::to_string(seq) + ")";
 }
 
-// Layout: [63:56] collective  [55:48] algorithm  [47:44] dtype  [43:40] op
-//         [39:0] count (or a hash of it when it does not fit)
+// Layout: [63:58] collective  [57:50] algorithm  [49:46] dtype  [45:43] op
+//         [42] 1 = [41:0] is a hash  else [41:26] root + 1 (0 = none), [25:0] count
+// Peers that called different things are detected from the first frame, and
+// for counts below 2^26 the message can say exactly what each called.
 uint64_t makeDescriptor(const algo::CollectiveArgs& a, uint8_t algoId) {
-  uint64_t count = a.count;
-  if (count >= (uint64_t{1} << 40)) count = (hash64(&count, sizeof(count)) | (uint64_t{1} << 39));
-  return (static_cast<uint64_t>(a.collective) << 56) | (static_cast<uint64_t>(algoId) << 48) |
-         (static_cast<uint64_t>(a.dtype) << 44) | (static_cast<uint64_t>(a.op) << 40) |
-         (count & ((uint64_t{1} << 40) - 1));
+  bool rooted =
+      a.collective == algo::Collective::kBroadcast || a.collective == algo::Collective::kReduce ||
+      a.collective == algo::Collective::kGather || a.collective == algo::Collective::kScatter;
+  uint64_t root = rooted ? static_cast<uint64_t>(a.root) + 1 : 0;
+  uint64_t count = a.collective == algo::Collective::kAllToAllv ? 0 : a.count;
+  uint64_t low;
+  if (count < (uint64_t{1} << 26) && root < (uint64_t{1} << 16)) {
+    low = (root << 26) | count;
+  } else {
+    uint64_t both[2] = {count, root};
+    low = (uint64_t{1} << 42) | (hash64(both, sizeof(both)) & ((uint64_t{1} << 42) - 1));
+  }
+  return (static_cast<uint64_t>(a.collective) << 58) | (static_cast<uint64_t>(algoId) << 50) |
+         (static_cast<uint64_t>(a.dtype) << 46) | (static_cast<uint64_t>(a.op) << 43) | low;
 }
 
 std::string describeDescriptor(uint64_t desc) {
-  auto coll = static_cast<algo::Collective>(desc >> 56);
-  const algo::AlgorithmInfo* al = algo::findAlgorithm(static_cast<uint8_t>(desc >> 48));
-  int dt = static_cast<int>((desc >> 44) & 0xf);
-  int op = static_cast<int>((desc >> 40) & 0xf);
-  uint64_t count = desc & ((uint64_t{1} << 40) - 1);
-  std::string s = std::string(algo::collectiveName(coll)) + "(count=" + std::to_string(count) +
-                  ", dtype=" + (validDataType(dt) ? dataTypeName(static_cast<DataType>(dt)) : "?") +
-                  ", op=" + (validRedOp(op) ? redOpName(static_cast<RedOp>(op)) : "?") +
-                  ", algorithm=" + (al ? al->name : "?") + ")";
+  auto coll = static_cast<algo::Collective>(desc >> 58);
+  const algo::AlgorithmInfo* al = algo::findAlgorithm(static_cast<uint8_t>((desc >> 50) & 0xff));
+  int dt = static_cast<int>((desc >> 46) & 0xf);
+  int op = static_cast<int>((desc >> 43) & 0x7);
+  std::string s = std::string(algo::collectiveName(coll)) + "(";
+  if (desc & (uint64_t{1} << 42)) {
+    s += "large count";
+  } else {
+    s += "count=" + std::to_string(desc & ((uint64_t{1} << 26) - 1));
+    uint64_t root = (desc >> 26) & 0xffff;
+    if (root) s += ", root=" + std::to_string(root - 1);
+  }
+  s +=
+      std::string(", dtype=") + (validDataType(dt) ? dataTypeName(static_cast<DataType>(dt)) : "?");
+  if (coll == algo::Collective::kAllReduce || coll == algo::Collective::kReduce ||
+      coll == algo::Collective::kReduceScatter)
+    s += std::string(", op=") + (validRedOp(op) ? redOpName(static_cast<RedOp>(op)) : "?");
+  s += std::string(", algorithm=") + (al ? al->name : "?") + ")";
   return s;
 }
 
@@ -49,6 +69,10 @@ uint8_t* Op::scratch(size_t bytes) {
 
 size_t Op::segmentBytes() const {
   return comm.segmentBytes();
+}
+
+const algo::TopologyView& Op::topology() const {
+  return comm.topologyView();
 }
 
 void Op::onSent(uint64_t) {

@@ -82,6 +82,7 @@ class Op final : public transport::SendOwner, public algo::TaskContext {
   void send(int toRank, uint32_t block, const void* data, size_t bytes) override;
   uint8_t* scratch(size_t bytes) override;
   size_t segmentBytes() const override;
+  const algo::TopologyView& topology() const override;
   // SendOwner
   void onSent(uint64_t cookie) override;
 
@@ -105,6 +106,7 @@ class Op final : public transport::SendOwner, public algo::TaskContext {
   int sendsOutstanding = 0;
   std::vector<uint8_t> doneFrom;  // by rank
   int donesReceived = 0;
+  int donesExpected = 0;  // ranks the task involves
   bool doneSent = false;
   uint64_t bytesSent = 0;
   uint64_t bytesReceived = 0;

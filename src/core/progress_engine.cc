@@ -174,7 +174,7 @@ void ProgressEngine::threadMain() {
         drivers_.load() > 0 || (!wantBg && nowNs() - lastDriveEndNs_.load() < kStandOffNs);
     if (callerActive) {
       std::unique_lock<std::mutex> lk(parkMu_);
-      parkCv_.wait_for(lk, std::chrono::milliseconds(wantBg ? 2 : 10));
+      parkCv_.wait_for(lk, std::chrono::milliseconds(wantBg ? 2 : 50));
       continue;
     }
     if (!wantBg) {

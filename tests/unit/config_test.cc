@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 
-#include "algorithms/selector.h"
 #include "src/core/config.h"
 
 using namespace chorus;
@@ -46,34 +45,4 @@ TEST(Config, CommParamsValidation) {
   bad = p;
   bad.opTimeoutMs = -5;
   EXPECT_FALSE(commConfigFromParams(&bad).isOk());
-}
-
-TEST(Selector, DefaultsAndOverrides) {
-  auto def = algo::Selector::create("");
-  ASSERT_TRUE(def.isOk());
-  using algo::Collective;
-  EXPECT_STREQ(def->select(Collective::kAllReduce, 4, 1)->name, "direct");
-  EXPECT_STREQ(def->select(Collective::kAllReduce, 4, 4)->name, "direct");
-  EXPECT_STREQ(def->select(Collective::kAllReduce, 16 << 20, 4)->name, "ring");
-  EXPECT_STREQ(def->select(Collective::kAllReduce, 1 << 20, 4)->name, "twophase");
-  EXPECT_STREQ(def->select(Collective::kAllReduce, 1 << 20, 2)->name, "ring");
-
-  auto ring = algo::Selector::create("ring");
-  ASSERT_TRUE(ring.isOk());
-  EXPECT_STREQ(ring->select(Collective::kAllReduce, 4, 4)->name, "ring");
-
-  auto ranged = algo::Selector::create("allreduce:0-64k:direct#64k-inf:ring");
-  ASSERT_TRUE(ranged.isOk());
-  EXPECT_STREQ(ranged->select(Collective::kAllReduce, 1000, 8)->name, "direct");
-  EXPECT_STREQ(ranged->select(Collective::kAllReduce, 65535, 8)->name, "direct");
-  EXPECT_STREQ(ranged->select(Collective::kAllReduce, 65536, 8)->name, "ring");
-  EXPECT_NE(ranged->describe(Collective::kAllReduce, 8).find("ring"), std::string::npos);
-
-  auto unknown = algo::Selector::create("allreduce:0-1k:magic");
-  ASSERT_FALSE(unknown.isOk());
-  EXPECT_NE(unknown.status().message().find("known: ring, direct, twophase"), std::string::npos);
-  EXPECT_FALSE(algo::Selector::create("allreduce:10-5:ring").isOk());
-  EXPECT_FALSE(algo::Selector::create("allreduce:x-5:ring").isOk());
-  EXPECT_EQ(*algo::parseSize("64k"), 65536u);
-  EXPECT_EQ(*algo::parseSize("2M"), 2u << 20);
 }
