@@ -62,8 +62,10 @@ struct TopologyView {
   std::vector<int> hostOf;              // rank -> host index (ranks sharing a host label)
   std::vector<std::vector<int>> hosts;  // host index -> ranks, ascending
   double latencyUs = 0;                 // median pair latency (0 = not measured)
-  double bandwidthGBps = 0;             // median pair bandwidth (0 = not measured)
+  double bandwidthGBps = 0;             // slowest pair bandwidth (0 = not measured)
   double minRingBandwidthGBps = 0;      // slowest link of `ring` (0 = not measured)
+  double interHostBandwidthGBps = 0;    // slowest link between hosts (0 = not measured)
+  double intraHostBandwidthGBps = 0;    // slowest link inside a host (0 = not measured)
   static TopologyView identity(int n);
   bool multiHost() const { return hosts.size() > 1; }
 };

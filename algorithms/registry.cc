@@ -4,14 +4,18 @@
 
 namespace chorus::algo {
 
-#define CHORUS_ALGORITHMS(X)                                                                       \
-  X(kAllReduceRing)                                                                                \
-  X(kAllReduceDirect) X(kAllReduceTwoPhase) X(kAllReduceRhd) X(kBroadcastBinomial)                 \
-      X(kBroadcastRing) X(kBroadcastDoubleTree) X(kReduceBinomial) X(kReduceRing)                  \
-          X(kReduceDoubleTree) X(kAllGatherRing) X(kAllGatherDirect) X(kReduceScatterRing)         \
-              X(kReduceScatterDirect) X(kAllToAllPairwise) X(kAllToAllBruck) X(kAllToAllvPairwise) \
-                  X(kGatherLinear) X(kGatherBinomial) X(kScatterLinear) X(kScatterBinomial)        \
-                      X(kBarrierDissemination) X(kSend) X(kRecv)
+// clang-format off
+#define CHORUS_ALGORITHMS(X)                                                                   \
+  X(kAllReduceRing) X(kAllReduceDirect) X(kAllReduceTwoPhase) X(kAllReduceRhd)                 \
+  X(kAllReduceHierarchical)                                                                    \
+  X(kBroadcastBinomial) X(kBroadcastRing) X(kBroadcastDoubleTree)                              \
+  X(kReduceBinomial) X(kReduceRing) X(kReduceDoubleTree)                                       \
+  X(kAllGatherRing) X(kAllGatherDirect)                                                        \
+  X(kReduceScatterRing) X(kReduceScatterDirect)                                                \
+  X(kAllToAllPairwise) X(kAllToAllBruck) X(kAllToAllvPairwise)                                 \
+  X(kGatherLinear) X(kGatherBinomial) X(kScatterLinear) X(kScatterBinomial)                    \
+  X(kBarrierDissemination) X(kSend) X(kRecv)
+// clang-format on
 
 #define CHORUS_DECLARE(name) extern const AlgorithmInfo name;
 CHORUS_ALGORITHMS(CHORUS_DECLARE)

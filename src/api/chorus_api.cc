@@ -753,7 +753,8 @@ chorusResult_t p2pEntry(Collective c, const void* sendbuf, void* recvbuf, size_t
       tGroup.push_back({comm, a, tag});
       return Status::ok();
     }
-    return comm->impl->run(a, nullptr);
+    CHORUS_ASSIGN_OR_RETURN(auto r, comm->impl->runAsync(a, tag));
+    return comm->impl->wait(r, nullptr);
   });
 }
 

@@ -42,8 +42,29 @@ Result<std::shared_ptr<Communicator>> Communicator::create(const CommConfig& cfg
   return c;
 }
 
+namespace {
+// "host=a,rack=r,dc=d" -> the value of `key`, or "".
+std::string localityLabel(const std::string& locality, const std::string& key) {
+  size_t start = 0;
+  while (start < locality.size()) {
+    size_t comma = locality.find(',', start);
+    std::string item =
+        locality.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    auto eq = item.find('=');
+    if (eq != std::string::npos && item.substr(0, eq) == key) return item.substr(eq + 1);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return "";
+}
+}  // namespace
+
 Communicator::Communicator(const CommConfig& cfg)
     : cfg_(cfg), peerId_(randomU64() | 1), hostId_(hostIdentity()) {
+  // An explicit host label groups peers into hosts for hierarchical
+  // algorithms (tests emulate hosts with network namespaces this way).
+  if (std::string host = localityLabel(cfg.locality, "host"); !host.empty())
+    hostId_ = "label:" + host;
   int seg = envIntOr("CHORUS_SEGMENT_BYTES", 512 << 10);
   if (seg < 4096) seg = 4096;
   if (seg > (16 << 20)) seg = 16 << 20;
@@ -134,6 +155,10 @@ Status Communicator::connect() {
 
 void Communicator::shutdown() {
   bool hadClient;
+  // Let frames already queued (confirmations of the last operations) reach
+  // their peers before this member leaves; bounded, as peers may be gone.
+  engine_.driveUntil([&] { return state_ != State::kMember || sendPending_.empty(); },
+                     Deadline::afterMs(300));
   {
     std::lock_guard<std::mutex> lk(engine_.mutex());
     if (state_ == State::kClosed && !client_) return;
@@ -280,6 +305,9 @@ Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArg
   auto r = std::make_shared<OpResult>();
   auto owned = std::make_unique<Op>(*this, key, args, r);
   Op* op = owned.get();
+  // Ranks shift when the view changes; the root (or partner) is the peer
+  // that held that rank when the call was made.
+  if (rooted || p2p) op->rootPeer = committed_.members[args.root].peerId;
   op->deadline = Deadline::afterMs(cfg_.opTimeoutMs);
   ops_.emplace(key, std::move(owned));
   auto failed = failedKeys_.find(key);
@@ -318,6 +346,18 @@ void Communicator::startOp(Op* op) {
   op->peers_.clear();
   for (const Member& m : committed_.members) op->peers_.push_back(m.peerId);
   const int n = committed_.size();
+  if (op->rootPeer) {
+    int r = committed_.rankOf(op->rootPeer);
+    if (r < 0) {
+      bool p2p = op->args.collective == algo::Collective::kSend ||
+                 op->args.collective == algo::Collective::kRecv;
+      finishOp(op, aborted(std::string(p2p ? "the partner" : "the root") + " (peer " +
+                           std::to_string(op->rootPeer) + ") of operation " + op->key.toString() +
+                           " left the view (now epoch " + std::to_string(committed_.epoch) + ")"));
+      return;
+    }
+    op->args.root = r;
+  }
   op->algo = selector_.select(op->args.collective, op->args.messageBytes(n), costInputs_);
   op->doneFrom.assign(n, 0);
   op->donesReceived = 0;
@@ -739,7 +779,8 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
       } else if (op->task && op->task->haveAll()) {
         std::vector<uint64_t> missing;
         for (int r = 0; r < op->size(); ++r)
-          if (r != op->rank_ && !op->doneFrom[r]) missing.push_back(static_cast<uint64_t>(r));
+          if (r != op->rank_ && op->task->involves(r) && !op->doneFrom[r])
+            missing.push_back(static_cast<uint64_t>(r));
         what += " (result complete here; waiting for ranks " + peerList(missing) + " to confirm)";
       } else {
         what += " (waiting for data: did every member call it with the same tag?)";
@@ -896,6 +937,14 @@ void Communicator::onProposal(const control::ViewProposal& p) {
   if (!p.view.contains(peerId_)) return;  // REMOVED follows
   if (p.view.epoch <= committed_.epoch) return;
   if (!frozen_) {
+    // Frames that already arrived may finish operations (a peer that leaves
+    // gracefully confirms its last receives just before it goes): read them
+    // first, so the report is as complete as possible.
+    std::vector<transport::Connection*> conns;
+    for (auto& [fd, c] : byFd_) conns.push_back(c);
+    bool worked = false;
+    for (transport::Connection* c : conns)
+      if (byFd_.count(c->fd()) && c->isOpen()) progressConnection(c, &worked);
     // Close the committed epoch: stop every operation's traffic and record
     // what each one holds. The coordinator decides their fate from all
     // members' reports.
@@ -914,9 +963,19 @@ void Communicator::onProposal(const control::ViewProposal& p) {
       rep.tag = key.tag;
       rep.seq = key.seq;
       rep.haveAll = op->task && op->task->haveAll();
+      // A send holds "everything" from the start; it is complete only once
+      // the receiver said it has the data.
+      if (op->args.collective == algo::Collective::kSend && cfg_.uniformOutcome)
+        rep.haveAll = rep.haveAll && op->donesReceived >= op->donesExpected;
       rep.inputModified = op->task && op->task->inputModified();
+      if (op->args.collective == algo::Collective::kSend ||
+          op->args.collective == algo::Collective::kRecv)
+        rep.partner = op->rootPeer;
       report_.ops.push_back(rep);
     }
+    // Which calls were made here, so the coordinator can tell a member that
+    // finished an operation from one that has not called it yet.
+    for (const auto& [tag, next] : nextSeq_) report_.progress.push_back({tag, next});
     frozen_ = true;
     decisionsReceived_ = false;
   }
@@ -1240,8 +1299,18 @@ void Communicator::applyMeasuredTopology() {
   topology_.ring = algo::bestRing(bw);
   for (int p = 0; p < n; ++p) topology_.position[topology_.ring[p]] = p;
   topology_.latencyUs = median(lats);
-  topology_.bandwidthGBps = median(bws);
+  // Algorithms that use every pair run at the slowest pair's pace.
+  topology_.bandwidthGBps = *std::min_element(bws.begin(), bws.end());
   topology_.minRingBandwidthGBps = algo::ringBottleneck(topology_.ring, bw);
+  double inter = 0, intra = 0;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      if (i == j) continue;
+      double& slot = topology_.hostOf[i] == topology_.hostOf[j] ? intra : inter;
+      slot = slot == 0 ? bw[i][j] : std::min(slot, bw[i][j]);
+    }
+  topology_.interHostBandwidthGBps = inter;
+  topology_.intraHostBandwidthGBps = intra;
 }
 
 Status Communicator::optimizeTopology() {
@@ -1354,7 +1423,10 @@ std::string Communicator::describeSelection() {
   std::lock_guard<std::mutex> lk(engine_.mutex());
   std::string s = selector_.describe(costInputs_);
   s += "ring order:";
-  for (int r : topology_.ring) s += " " + std::to_string(r);
+  for (int r : topology_.ring) {
+    s += ' ';
+    s += std::to_string(r);
+  }
   if (topology_.minRingBandwidthGBps > 0)
     s += " (slowest link " + std::to_string(topology_.minRingBandwidthGBps) + " GB/s)";
   s += "\n";

@@ -19,6 +19,10 @@ uint64_t makeDescriptor(const algo::CollectiveArgs& a, uint8_t algoId) {
       a.collective == algo::Collective::kGather || a.collective == algo::Collective::kScatter;
   uint64_t root = rooted ? static_cast<uint64_t>(a.root) + 1 : 0;
   uint64_t count = a.collective == algo::Collective::kAllToAllv ? 0 : a.count;
+  // Both ends of a point-to-point transfer describe it the same way.
+  algo::Collective coll =
+      a.collective == algo::Collective::kRecv ? algo::Collective::kSend : a.collective;
+  if (a.collective == algo::Collective::kRecv) algoId = algo::findAlgorithm(coll, "send")->id;
   uint64_t low;
   if (count < (uint64_t{1} << 26) && root < (uint64_t{1} << 16)) {
     low = (root << 26) | count;
@@ -26,7 +30,7 @@ uint64_t makeDescriptor(const algo::CollectiveArgs& a, uint8_t algoId) {
     uint64_t both[2] = {count, root};
     low = (uint64_t{1} << 42) | (hash64(both, sizeof(both)) & ((uint64_t{1} << 42) - 1));
   }
-  return (static_cast<uint64_t>(a.collective) << 58) | (static_cast<uint64_t>(algoId) << 50) |
+  return (static_cast<uint64_t>(coll) << 58) | (static_cast<uint64_t>(algoId) << 50) |
          (static_cast<uint64_t>(a.dtype) << 46) | (static_cast<uint64_t>(a.op) << 43) | low;
 }
 

@@ -91,6 +91,7 @@ class Op final : public transport::SendOwner, public algo::TaskContext {
   Communicator& comm;
   OpKey key;
   algo::CollectiveArgs args;
+  uint64_t rootPeer = 0;  // rooted and point-to-point calls: that rank's peer id at call time
   const algo::AlgorithmInfo* algo = nullptr;
   uint64_t desc = 0;
   std::shared_ptr<OpResult> result;

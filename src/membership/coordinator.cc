@@ -440,13 +440,12 @@ void Coordinator::propose(Group& g, View view, ViewReason reason, bool endsUpdat
 }
 
 void Coordinator::commit(Group& g) {
-  std::vector<Report> reports;
-  for (auto& [id, r] : g.proposal->ready) reports.push_back(r);
+  std::map<uint64_t, Report> reports(g.proposal->ready.begin(), g.proposal->ready.end());
   control::Commit c;
   c.epoch = g.proposal->view.epoch;
   c.reason = g.proposal->reason;
   c.endsUpdate = g.proposal->endsUpdate;
-  c.decisions = decide(reports, g.proposal->reason);
+  c.decisions = decide(reports, g.committed, g.proposal->reason);
   g.committed = g.proposal->view;
   g.proposal.reset();
   for (auto it = g.announcedLeaves.begin(); it != g.announcedLeaves.end();)

@@ -1,6 +1,7 @@
 #include "src/membership/view.h"
 
 #include <map>
+#include <set>
 #include <utility>
 
 namespace chorus {
@@ -8,6 +9,7 @@ namespace chorus {
 namespace {
 constexpr size_t kMaxMembers = 1 << 16;
 constexpr size_t kMaxOps = 1 << 20;
+constexpr size_t kMaxTags = 1 << 20;
 }  // namespace
 
 const char* viewReasonName(ViewReason r) {
@@ -63,7 +65,14 @@ void Report::encode(wire::Writer& w) const {
   for (const OpReport& o : ops) {
     w.u64(o.tag);
     w.u64(o.seq);
-    w.u8(static_cast<uint8_t>((o.haveAll ? 1 : 0) | (o.inputModified ? 2 : 0)));
+    w.u8(static_cast<uint8_t>((o.haveAll ? 1 : 0) | (o.inputModified ? 2 : 0) |
+                              (o.partner ? 4 : 0)));
+    if (o.partner) w.u64(o.partner);
+  }
+  w.u32(static_cast<uint32_t>(progress.size()));
+  for (const TagProgress& t : progress) {
+    w.u64(t.tag);
+    w.u64(t.next);
   }
 }
 
@@ -76,9 +85,19 @@ Report Report::decode(wire::Reader& r) {
     o.tag = r.u64();
     o.seq = r.u64();
     uint8_t f = r.u8();
-    if (f & ~3u) r.fail("unknown op report flags");
+    if (f & ~7u) r.fail("unknown op report flags");
     o.haveAll = f & 1;
     o.inputModified = f & 2;
+    if (f & 4) {
+      o.partner = r.u64();
+      if (o.partner == 0) r.fail("point-to-point report without a partner");
+    }
+  }
+  uint32_t t = r.count(kMaxTags, 16);
+  rep.progress.resize(t);
+  for (TagProgress& p : rep.progress) {
+    p.tag = r.u64();
+    p.next = r.u64();
   }
   return rep;
 }
@@ -114,28 +133,53 @@ const OpDecision* Decisions::find(uint64_t tag, uint64_t seq) const {
   return nullptr;
 }
 
-Decisions decide(const std::vector<Report>& reports, ViewReason reason) {
+Decisions decide(const std::map<uint64_t, Report>& reports, const View& closing,
+                 ViewReason reason) {
   struct Tally {
     bool anyPartial = false;
     bool anyInputModified = false;
+    std::set<uint64_t> reporters;
+    std::set<uint64_t> partners;  // point-to-point ends named by reporters
+    bool pointToPoint = false;
   };
   std::map<std::pair<uint64_t, uint64_t>, Tally> keys;
   uint64_t ofEpoch = 0;
-  for (const Report& rep : reports) {
+  for (const auto& [peer, rep] : reports) {
     if (rep.ofEpoch > ofEpoch) ofEpoch = rep.ofEpoch;
     for (const OpReport& o : rep.ops) {
       Tally& t = keys[{o.tag, o.seq}];
       if (!o.haveAll) t.anyPartial = true;
       if (o.inputModified) t.anyInputModified = true;
+      t.reporters.insert(peer);
+      if (o.partner) {
+        t.pointToPoint = true;
+        t.partners.insert(o.partner);
+      }
     }
   }
+  // Members of the closing view that survive into the new one.
+  std::vector<uint64_t> survivors;
+  for (const Member& m : closing.members)
+    if (reports.count(m.peerId)) survivors.push_back(m.peerId);
+  auto called = [&](uint64_t peer, uint64_t tag, uint64_t seq) {
+    const Report& rep = reports.at(peer);
+    for (const TagProgress& p : rep.progress)
+      if (p.tag == tag) return seq < p.next;
+    return false;
+  };
   Decisions ds;
   ds.ofEpoch = ofEpoch;
   for (const auto& [key, t] : keys) {
     OpDecision d;
     d.tag = key.first;
     d.seq = key.second;
-    if (!t.anyPartial)
+    bool everyoneCalled = true;
+    for (uint64_t s : survivors) {
+      bool involved = t.pointToPoint ? t.partners.count(s) > 0 : true;
+      if (involved && !t.reporters.count(s) && !called(s, key.first, key.second))
+        everyoneCalled = false;
+    }
+    if (!t.anyPartial && everyoneCalled)
       d.decision = Decision::kSuccess;
     else if (reason == ViewReason::kLeave && !t.anyInputModified)
       d.decision = Decision::kRerun;

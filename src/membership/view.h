@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -47,11 +48,20 @@ struct OpReport {
   uint64_t seq = 0;
   bool haveAll = false;        // holds the operation's complete result
   bool inputModified = false;  // in-place operation already overwrote its input
+  uint64_t partner = 0;        // point-to-point: the other end; 0 = every member takes part
+};
+
+// How far a member's numbering had gone for one tag: calls with seq < next
+// were made there (and are finished unless reported).
+struct TagProgress {
+  uint64_t tag = 0;
+  uint64_t next = 0;
 };
 
 struct Report {
   uint64_t ofEpoch = 0;
   std::vector<OpReport> ops;
+  std::vector<TagProgress> progress;
   void encode(wire::Writer& w) const;
   static Report decode(wire::Reader& r);
 };
@@ -80,8 +90,13 @@ struct Decisions {
 // The rule that keeps outcomes uniform (docs/ARCHITECTURE.md, "Uniform
 // outcome"): an operation succeeds iff no survivor reports it partial (a
 // member returns success only after every member held the full result, so
-// then every survivor does). Otherwise it is re-run when the view changed by
-// a graceful leave and no survivor's input was overwritten, else it fails.
-Decisions decide(const std::vector<Report>& reports, ViewReason reason);
+// then every survivor does) and every surviving member it involves has
+// called it (a broadcast's root or a send can hold "everything" while a
+// receiver has not called yet; that receiver would wait forever). Otherwise
+// it is re-run when the view changed by a graceful leave and no survivor's
+// input was overwritten, else it fails.
+// `reports` holds one report per member of the new view, by peer id;
+// `closing` is the view whose epoch is being closed.
+Decisions decide(const std::map<uint64_t, Report>& reports, const View& closing, ViewReason reason);
 
 }  // namespace chorus

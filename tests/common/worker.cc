@@ -29,6 +29,7 @@
 #include <xxhash.h>
 
 #include "chorus.h"
+#include "tools/common/collective_case.h"
 #include "tools/common/reference.h"
 
 namespace {
@@ -45,6 +46,8 @@ struct Opts {
   std::string counts = "0,1,7,1000,65537";
   std::string dtypes = "all";
   std::string ops = "all";
+  std::string colls = "all";
+  std::string coll = "allreduce";
   int connectTimeoutMs = 30000;
   int opTimeoutMs = 30000;
   int streams = 1;
@@ -265,45 +268,230 @@ int runMismatch(chorusComm_t comm, const Opts& o) {
   return 0;
 }
 
+// Every collective x dtype x op x count x placement, checked exactly; ranks
+// compare hashes for results that must be the same everywhere.
+int runColls(chorusComm_t comm, const Opts& o) {
+  int rank = rankOf(comm), n = sizeOf(comm);
+  int failures = 0, index = 0;
+  std::string list = o.colls;
+  for (int ci = 0; ci <= static_cast<int>(chorus_test::Coll::kBarrier); ++ci) {
+    auto coll = static_cast<chorus_test::Coll>(ci);
+    if (!wanted(list, chorus_test::collName(coll))) continue;
+    for (int t = 0; t < chorusNumDataTypes; ++t) {
+      if (!wanted(o.dtypes, kTypeNames[t])) continue;
+      auto dt = static_cast<chorusDataType_t>(t);
+      for (int op = 0; op < chorusNumRedOps; ++op) {
+        if (!wanted(o.ops, kOpNames[op])) continue;
+        if (!chorus_test::collReduces(coll) && op > 0) continue;
+        for (size_t count : parseList(o.counts)) {
+          for (int inplace = 0; inplace < 2; ++inplace) {
+            if (inplace && !chorus_test::collHasInPlace(coll)) continue;
+            int root = index++ % n;
+            auto rc = chorus_test::buildCase(coll, dt, static_cast<chorusRedOp_t>(op), count, n,
+                                             rank, root, inplace, o.seed + index);
+            chorusOpInfo_t info;
+            info.size = sizeof(info);
+            chorusResult_t r = chorus_test::runCase(rc, comm, &info);
+            size_t wrong = r == chorusSuccess ? chorus_test::checkCase(rc) : 1;
+            if (r != chorusSuccess || wrong) ++failures;
+            std::string hash = "-";
+            if (chorus_test::collSameResultEverywhere(coll) && r == chorusSuccess && rc.recvbuf) {
+              char buf[20];
+              std::snprintf(buf, sizeof(buf), "%016llx",
+                            static_cast<unsigned long long>(hashBuf(rc.recvbuf, rc.resultBytes)));
+              hash = buf;
+            }
+            std::printf("CASE name=%s/%s/%s/%zu/%s/root%d hash=%s wrong=%zu rc=%d algo=%s\n",
+                        chorus_test::collName(coll), kTypeNames[t], kOpNames[op], count,
+                        inplace ? "inplace" : "outofplace", root, hash.c_str(), wrong, r,
+                        count || coll == chorus_test::Coll::kBarrier ||
+                                coll == chorus_test::Coll::kAllToAllv
+                            ? info.algorithm
+                            : "none");
+            if (r != chorusSuccess) std::printf("ERROR %s\n", chorusGetLastError(comm));
+          }
+        }
+      }
+    }
+  }
+  std::fflush(stdout);
+  return failures;
+}
+
+// Point to point: a ring exchange (send right, receive left) inside a group,
+// which would deadlock with blocking calls outside one.
+int runP2P(chorusComm_t comm, const Opts& o) {
+  int rank = rankOf(comm), n = sizeOf(comm), failures = 0;
+  for (size_t count : parseList(o.counts)) {
+    std::vector<int32_t> out(count), in(count, -1);
+    for (size_t i = 0; i < count; ++i) out[i] = static_cast<int32_t>(rank * 1000003 + i);
+    int right = (rank + 1) % n, left = (rank + n - 1) % n;
+    chorusGroupStart();
+    chorusSend(out.data(), count, chorusInt32, right, 7, comm);
+    chorusRecv(in.data(), count, chorusInt32, left, 7, comm);
+    chorusResult_t r = chorusGroupEnd();
+    size_t wrong = 0;
+    for (size_t i = 0; i < count && r == chorusSuccess; ++i)
+      if (in[i] != static_cast<int32_t>(left * 1000003 + i)) ++wrong;
+    if (r != chorusSuccess || wrong) ++failures;
+    std::printf("CASE name=p2p/ring/%zu hash=- wrong=%zu rc=%d\n", count, wrong, r);
+    if (r != chorusSuccess) std::printf("ERROR %s\n", chorusGetLastError(comm));
+  }
+  // Bad peers are refused clearly. The barriers keep ranks still meanwhile: a
+  // member that finished early and left would shift them.
+  chorusBarrier(comm);
+  int32_t x = 0;
+  chorusResult_t r1 = chorusSend(&x, 1, chorusInt32, rank, 1, comm);
+  std::string e1 = chorusGetLastError(comm);
+  chorusResult_t r2 = chorusSend(&x, 1, chorusInt32, n + 5, 1, comm);
+  chorusResult_t r3 = chorusSend(&x, 1, chorusInt32, (rank + 1) % n, 0x80000000u, comm);
+  std::printf("BAD name=p2p-self rc=%d rank=%d n=%d err=%s\n", n > 1 ? r1 : 1, rank, n, e1.c_str());
+  std::printf("BAD name=p2p-out-of-range rc=%d\nBAD name=p2p-tag rc=%d\n", r2, r3);
+  chorusBarrier(comm);
+  std::fflush(stdout);
+  return failures;
+}
+
+// Topology: time the ring all-reduce in rank order, measure the topology,
+// time it again on the optimised ring; print the ring and the selection.
+int runTopo(chorusComm_t comm, const Opts& o) {
+  std::vector<float> buf(o.count, 1.0f);
+  auto timeRing = [&]() {
+    chorusAllReduce(buf.data(), buf.data(), buf.size(), chorusFloat32, chorusSum, comm, nullptr);
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < o.iters; ++i)
+      if (chorusAllReduce(buf.data(), buf.data(), buf.size(), chorusFloat32, chorusSum, comm,
+                          nullptr) != chorusSuccess)
+        return -1.0;
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / o.iters;
+  };
+  double before = timeRing();
+  auto t0 = std::chrono::steady_clock::now();
+  chorusResult_t rc = chorusOptimizeTopology(comm);
+  double measureSec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (rc != chorusSuccess) {
+    std::printf("ERROR optimize %s\n", chorusGetLastError(comm));
+    return 1;
+  }
+  double after = timeRing();
+  std::vector<char> text(1 << 16);
+  chorusDescribeSelection(comm, text.data(), text.size());
+  std::string d(text.data());
+  std::string ring = d.substr(d.find("ring order:") + 11);
+  ring = ring.substr(0, ring.find('(') == std::string::npos ? ring.find('\n') : ring.find('('));
+  std::string sel = d.substr(0, d.find('\n', d.find("allreduce:")));
+  sel = sel.substr(sel.find("allreduce:"));
+  chorusOpInfo_t info;
+  info.size = sizeof(info);
+  std::vector<float> big(16 << 20 >> 2, 1.0f);
+  rc = chorusAllReduce(big.data(), big.data(), big.size(), chorusFloat32, chorusSum, comm, &info);
+  for (char& c : ring)
+    if (c == ' ') c = '_';
+  std::printf("TOPO ring=%s before_ms=%.2f after_ms=%.2f measure_s=%.2f algo16M=%s rc=%d\n",
+              ring.c_str(), before * 1e3, after * 1e3, measureSec, info.algorithm, rc);
+  std::printf("SELECTION %s\n", sel.c_str());
+  std::fflush(stdout);
+  return rc == chorusSuccess ? 0 : 1;
+}
+
 int64_t wallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-// One all-reduce of `count` floats with the same values on every peer, so
-// the exact result is contributors * value whatever the ranks are. Prints
-// an OP line.
+// One collective (--coll, default all-reduce) over `count` floats per block
+// with the same values on every peer, so the exact result depends only on
+// the number of contributors, whatever the ranks are after a view change.
+// Prints an OP line.
 chorusResult_t loopOp(chorusComm_t comm, const Opts& o, int it, std::vector<float>& in,
                       std::vector<float>& out, bool* wrongOut, int valueSeed) {
   float v = static_cast<float>(valueSeed % 5 + 1);
-  for (size_t i = 0; i < in.size(); ++i) in[i] = v + static_cast<float>(i % 3);
+  int n = std::max(1, sizeOf(comm));
+  size_t count = in.size();
+  chorus_test::Coll coll = chorus_test::Coll::kAllReduce;
+  chorus_test::parseColl(o.coll, &coll);
+  bool blocks = coll == chorus_test::Coll::kAllGather || coll == chorus_test::Coll::kGather ||
+                coll == chorus_test::Coll::kReduceScatter || coll == chorus_test::Coll::kScatter ||
+                coll == chorus_test::Coll::kAllToAll;
+  // Size for the largest world this op may run in (the view can shrink, not
+  // grow, during a call).
+  std::vector<float> src(blocks ? count * n : count), dst(blocks ? count * n : count, -1.0f);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = v + static_cast<float>(i % count % 3);
   chorusOpInfo_t info;
   info.size = sizeof(info);
   auto t0 = std::chrono::steady_clock::now();
   chorusResult_t rc;
-  if (o.retry)
-    rc = chorusAllReduceWithRetry(in.data(), out.data(), in.size(), chorusFloat32, chorusSum, 0,
-                                  comm, &info);
-  else
-    rc = chorusAllReduce(in.data(), out.data(), in.size(), chorusFloat32, chorusSum, comm, &info);
+  switch (coll) {
+    case chorus_test::Coll::kBroadcast:
+      rc = chorusBroadcast(src.data(), dst.data(), count, chorusFloat32, 0, comm, &info);
+      break;
+    case chorus_test::Coll::kReduce:
+      rc = chorusReduce(src.data(), dst.data(), count, chorusFloat32, chorusSum, 0, comm, &info);
+      break;
+    case chorus_test::Coll::kAllGather:
+      rc = chorusAllGather(src.data(), dst.data(), count, chorusFloat32, comm, &info);
+      break;
+    case chorus_test::Coll::kReduceScatter:
+      rc =
+          chorusReduceScatter(src.data(), dst.data(), count, chorusFloat32, chorusSum, comm, &info);
+      break;
+    case chorus_test::Coll::kAllToAll:
+      rc = chorusAllToAll(src.data(), dst.data(), count, chorusFloat32, comm, &info);
+      break;
+    case chorus_test::Coll::kGather:
+      rc = chorusGather(src.data(), dst.data(), count, chorusFloat32, 0, comm, &info);
+      break;
+    case chorus_test::Coll::kScatter:
+      rc = chorusScatter(src.data(), dst.data(), count, chorusFloat32, 0, comm, &info);
+      break;
+    case chorus_test::Coll::kBarrier:
+      rc = chorusBarrier(comm);
+      info.contributors = n;
+      break;
+    default:
+      std::copy(src.begin(), src.begin() + count, in.begin());
+      if (o.retry)
+        rc = chorusAllReduceWithRetry(in.data(), out.data(), count, chorusFloat32, chorusSum, 0,
+                                      comm, &info);
+      else
+        rc = chorusAllReduce(in.data(), out.data(), count, chorusFloat32, chorusSum, comm, &info);
+      std::copy(out.begin(), out.end(), dst.begin());
+      break;
+  }
   auto us =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
           .count();
+  // Expected: sums hold contributors * v; copies hold v. Only the root holds
+  // reduce/gather results; all-gather/gather/all-to-all fill `contributors`
+  // blocks.
   bool wrong = false;
+  int k = info.contributors;
+  bool sums = coll == chorus_test::Coll::kAllReduce || coll == chorus_test::Coll::kReduce ||
+              coll == chorus_test::Coll::kReduceScatter;
+  bool rootOnly = coll == chorus_test::Coll::kReduce || coll == chorus_test::Coll::kGather;
+  size_t checked = coll == chorus_test::Coll::kBarrier ? 0
+                   : (coll == chorus_test::Coll::kAllGather || coll == chorus_test::Coll::kGather ||
+                      coll == chorus_test::Coll::kAllToAll)
+                       ? count * k
+                       : count;
   if (rc == chorusSuccess)
-    for (size_t i = 0; i < out.size(); ++i)
-      if (out[i] != static_cast<float>(info.contributors) * (v + static_cast<float>(i % 3))) {
+    for (size_t i = 0; i < checked; ++i) {
+      if (rootOnly && dst[0] == -1.0f) break;  // not the root
+      float want = (sums ? static_cast<float>(k) : 1.0f) * (v + static_cast<float>(i % count % 3));
+      if (dst[i] != want) {
         wrong = true;
         break;
       }
+    }
   if (wrongOut) *wrongOut = wrong;
+  bool shared = chorus_test::collSameResultEverywhere(coll);
   std::printf(
       "OP it=%d rc=%d hash=%016llx contributors=%d epoch=%llu wrong=%d size=%d attempts=%d "
       "us=%lld t=%lld\n",
       it, rc,
-      static_cast<unsigned long long>(rc == chorusSuccess ? hashBuf(out.data(), out.size() * 4)
-                                                          : 0),
+      static_cast<unsigned long long>(
+          rc == chorusSuccess && shared ? hashBuf(dst.data(), checked * sizeof(float)) : 0),
       info.contributors, static_cast<unsigned long long>(info.epoch), wrong ? 1 : 0, sizeOf(comm),
       info.attempts, static_cast<long long>(us), static_cast<long long>(wallMs()));
   if (rc != chorusSuccess && rc != chorusPeerLost)
@@ -398,6 +586,8 @@ int main(int argc, char** argv) {
   app.add_option("--counts", o.counts);
   app.add_option("--dtypes", o.dtypes);
   app.add_option("--ops", o.ops);
+  app.add_option("--colls", o.colls);
+  app.add_option("--coll", o.coll);
   app.add_option("--connect-timeout-ms", o.connectTimeoutMs);
   app.add_option("--op-timeout-ms", o.opTimeoutMs);
   app.add_option("--streams", o.streams);
@@ -450,6 +640,12 @@ int main(int argc, char** argv) {
     failures = runMismatch(comm, o);
   else if (o.scenario == "loop")
     failures = runLoop(comm, o);
+  else if (o.scenario == "colls")
+    failures = runColls(comm, o);
+  else if (o.scenario == "p2p")
+    failures = runP2P(comm, o);
+  else if (o.scenario == "topo")
+    failures = runTopo(comm, o);
   else if (o.scenario == "train")
     failures = runTrain(comm, o);
   else if (o.scenario == "idle")

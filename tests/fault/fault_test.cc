@@ -363,3 +363,28 @@ TEST(Fault, DestroyMidRunCausesNoErrorOnOthers) {
   }
   EXPECT_EQ(opLines(*w.procs[0]).back().contributors, 3);
 }
+
+TEST(Fault, EveryCollectiveWithAPeerKilledMidOperation) {
+  // Each collective in a loop on 4 peers; one is killed while they run.
+  // Survivors: one outcome per iteration, exact results, bounded time.
+  for (const char* coll : {"broadcast", "reduce", "allgather", "reducescatter", "alltoall",
+                           "gather", "scatter", "barrier", "allreduce"}) {
+    SCOPED_TRACE(coll);
+    TestCoordinator coord;
+    std::vector<std::string> args = loopArgs(3000, 20000);
+    args.insert(args.end(), {"--coll", coll});
+    auto w = Workers::launch(4, coord.address(), std::string("killcoll_") + coll, args);
+    for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+    ASSERT_TRUE(w.procs[0]->waitForLine("OP it=", 20000, 50)) << w.dump();
+    w.procs[2]->signal(SIGKILL);
+    std::vector<Proc*> survivors;
+    for (int i : {0, 1, 3}) {
+      ASSERT_TRUE(w.procs[i]->wait(180000)) << "survivor hung\n" << w.dump();
+      EXPECT_EQ(w.procs[i]->exitCode(), 0) << w.procs[i]->output().substr(0, 3000);
+      survivors.push_back(w.procs[i].get());
+    }
+    int failed = checkUniform(survivors, 5000);
+    EXPECT_LE(failed, 1);
+    EXPECT_EQ(opLines(*survivors[0]).back().contributors, 3);
+  }
+}

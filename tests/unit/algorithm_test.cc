@@ -67,10 +67,24 @@ struct Case {
   int root;
 };
 
+// A shuffled ring order, and ranks grouped into "hosts" of 1-3 ranks (not
+// contiguous), so ring positions and host groups differ from rank order.
 algo::TopologyView shuffledTopology(int n, std::mt19937& rng) {
   algo::TopologyView t = algo::TopologyView::identity(n);
   std::shuffle(t.ring.begin(), t.ring.end(), rng);
   for (int p = 0; p < n; ++p) t.position[t.ring[p]] = p;
+  std::vector<int> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  t.hosts.clear();
+  for (int i = 0; i < n;) {
+    int size = 1 + static_cast<int>(rng() % 3);
+    std::vector<int> host;
+    for (int k = 0; k < size && i < n; ++k, ++i) host.push_back(order[i]);
+    std::sort(host.begin(), host.end());
+    for (int r : host) t.hostOf[r] = static_cast<int>(t.hosts.size());
+    t.hosts.push_back(host);
+  }
   return t;
 }
 

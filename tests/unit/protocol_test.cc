@@ -183,14 +183,20 @@ TEST(Control, RoundTrips) {
   r.hasReport = true;
   r.lastReport.ofEpoch = 6;
   r.lastReport.ops.push_back({1, 2, true, false});
+  r.lastReport.ops.push_back({3, 4, true, false, 77});
+  r.lastReport.progress.push_back({1, 3});
   r.lastDecisions.ops.push_back({1, 2, Decision::kSuccess});
   auto rb = r.encode();
   auto r2 = control::Register::decode(rb);
   ASSERT_TRUE(r2.isOk());
   EXPECT_EQ(r2->knownView.members.size(), 2u);
   EXPECT_EQ(r2->knownView.members[1].host, "10.0.0.2");
-  EXPECT_EQ(r2->lastReport.ops.size(), 1u);
+  ASSERT_EQ(r2->lastReport.ops.size(), 2u);
   EXPECT_TRUE(r2->lastReport.ops[0].haveAll);
+  EXPECT_EQ(r2->lastReport.ops[0].partner, 0u);
+  EXPECT_EQ(r2->lastReport.ops[1].partner, 77u);
+  ASSERT_EQ(r2->lastReport.progress.size(), 1u);
+  EXPECT_EQ(r2->lastReport.progress[0].next, 3u);
   EXPECT_EQ(r2->lastDecisions.ops[0].decision, Decision::kSuccess);
   checkTruncationAndGarbage<control::Register>(rb);
 
@@ -252,6 +258,17 @@ TEST(Auth, ProofsDependOnSecretAndTranscript) {
   EXPECT_NE(auth::makeNonce(), auth::makeNonce());
 }
 
+static View viewOf(std::initializer_list<uint64_t> ids) {
+  View v;
+  v.epoch = 3;
+  for (uint64_t id : ids) {
+    Member m;
+    m.peerId = id;
+    v.members.push_back(m);
+  }
+  return v;
+}
+
 TEST(Decide, UniformOutcomeRule) {
   Report a, b;
   a.ofEpoch = b.ofEpoch = 3;
@@ -263,15 +280,62 @@ TEST(Decide, UniformOutcomeRule) {
   b.ops.push_back({0, 2, false, false});
   // op 3: only a started it -> fail (b never called it, so nobody completed)
   a.ops.push_back({5, 3, false, false});
-  auto d = decide({a, b}, ViewReason::kFailure);
+  std::map<uint64_t, Report> reports{{10, a}, {11, b}};
+  View closing = viewOf({10, 11, 12});  // 12 is lost
+  auto d = decide(reports, closing, ViewReason::kFailure);
   ASSERT_EQ(d.ops.size(), 3u);
   EXPECT_EQ(d.find(0, 1)->decision, Decision::kSuccess);
   EXPECT_EQ(d.find(0, 2)->decision, Decision::kFail);
   EXPECT_EQ(d.find(5, 3)->decision, Decision::kFail);
   EXPECT_EQ(d.find(9, 9), nullptr);
   // After a graceful leave, unfinished ops re-run unless an input was overwritten.
-  auto l = decide({a, b}, ViewReason::kLeave);
+  auto l = decide(reports, closing, ViewReason::kLeave);
   EXPECT_EQ(l.find(0, 1)->decision, Decision::kSuccess);
   EXPECT_EQ(l.find(0, 2)->decision, Decision::kFail);
   EXPECT_EQ(l.find(5, 3)->decision, Decision::kRerun);
+}
+
+TEST(Decide, EverySurvivorInvolvedMustHaveCalled) {
+  // A broadcast root (10) holds "everything" from the start; survivor 11 has
+  // not called the broadcast yet, so it cannot succeed.
+  Report root, late, done;
+  root.ofEpoch = late.ofEpoch = done.ofEpoch = 3;
+  root.ops.push_back({0, 4, true, false});
+  late.progress.push_back({0, 4});  // calls 0..3 made, #4 not yet
+  done.progress.push_back({0, 5});  // #4 made and finished
+  View closing = viewOf({10, 11, 12, 13});
+  auto d = decide({{10, root}, {11, late}, {12, done}}, closing, ViewReason::kFailure);
+  EXPECT_EQ(d.find(0, 4)->decision, Decision::kFail);
+  EXPECT_EQ(decide({{10, root}, {11, late}}, closing, ViewReason::kLeave).find(0, 4)->decision,
+            Decision::kRerun);
+  // Once every surviving member called it (or finished it), it succeeds.
+  late.progress[0].next = 5;
+  EXPECT_EQ(decide({{10, root}, {11, late}, {12, done}}, closing, ViewReason::kFailure)
+                .find(0, 4)
+                ->decision,
+            Decision::kSuccess);
+  // A joiner (not in the closing view) is never waited for.
+  Report joiner;
+  EXPECT_EQ(decide({{10, root}, {11, late}, {99, joiner}}, closing, ViewReason::kFailure)
+                .find(0, 4)
+                ->decision,
+            Decision::kSuccess);
+}
+
+TEST(Decide, PointToPointWaitsOnlyForItsPartner) {
+  Report sender, other, receiver;
+  sender.ops.push_back({7, 0, true, false, 11});  // sent to 11
+  View closing = viewOf({10, 11, 12, 13});
+  // The receiver has not called its receive: the send cannot be declared done.
+  auto d = decide({{10, sender}, {11, receiver}, {12, other}}, closing, ViewReason::kLeave);
+  EXPECT_EQ(d.find(7, 0)->decision, Decision::kRerun);
+  // 12 never takes part; the receiver finished it already.
+  receiver.progress.push_back({7, 1});
+  d = decide({{10, sender}, {11, receiver}, {12, other}}, closing, ViewReason::kFailure);
+  EXPECT_EQ(d.find(7, 0)->decision, Decision::kSuccess);
+  // Both ends report it, both complete.
+  Report receiving;
+  receiving.ops.push_back({7, 0, true, false, 10});
+  d = decide({{10, sender}, {11, receiving}}, closing, ViewReason::kFailure);
+  EXPECT_EQ(d.find(7, 0)->decision, Decision::kSuccess);
 }
