@@ -1,22 +1,26 @@
-// chorus-bench: all-reduce benchmark with nccl-tests' columns.
+// chorus-bench: collective benchmark with nccl-tests' columns.
 //
 //   chorus-bench --peers 4 --min-bytes 4 --max-bytes 256M     # launches 4 local peers
+//   chorus-bench --peers 4 --coll alltoall                     # any collective
 //   chorus-bench --coordinator host:port --expected 8 ...     # one peer of a larger run
 //
-// Each size: one checked all-reduce (#wrong counts elements that differ from
+// Each size: one checked operation (#wrong counts elements that differ from
 // an independently computed result, summed over all peers), a warm-up, then
 // enough timed iterations to fill --target-sec. time is the mean per op on
-// rank 0 between barriers; algbw = size / time; busbw = algbw * 2(N-1)/N.
+// rank 0 between barriers; algbw = size / time; busbw = algbw * factor, with
+// nccl-tests' size and factor per collective (see sizeAndFactor).
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "chorus.h"
+#include "tools/common/collective_case.h"
 #include "tools/common/launch.h"
 #include "tools/common/reference.h"
 
@@ -31,6 +35,9 @@ struct Args {
   std::string minBytes = "4", maxBytes = "256M";
   double factor = 2;
   std::string sizes;
+  std::string coll = "allreduce";
+  int root = 0;
+  bool printSelection = false;
   std::string dtype = "float", op = "sum";
   double targetSec = 1.0;
   int minIters = 5, maxIters = 2000;
@@ -95,7 +102,39 @@ double now() {
     }                                                                                              \
   } while (0)
 
+// Elements per block, bytes moved per rank (the row's size), and the busbw
+// factor, as nccl-tests defines them, so the tables compare directly.
+void sizeAndFactor(chorus_test::Coll c, size_t bytes, size_t es, int n, size_t* count,
+                   size_t* realBytes, double* factor) {
+  using chorus_test::Coll;
+  const double nd = n;
+  switch (c) {
+    case Coll::kAllReduce:
+      *count = std::max<size_t>(1, bytes / es);
+      *realBytes = *count * es;
+      *factor = n > 1 ? 2 * (nd - 1) / nd : 1;
+      return;
+    case Coll::kBroadcast:
+    case Coll::kReduce:
+      *count = std::max<size_t>(1, bytes / es);
+      *realBytes = *count * es;
+      *factor = 1;
+      return;
+    case Coll::kBarrier:
+      *count = 0;
+      *realBytes = 0;
+      *factor = 0;
+      return;
+    default:  // all-gather, reduce-scatter, all-to-all, gather, scatter
+      *count = std::max<size_t>(1, bytes / es / n);
+      *realBytes = *count * es * n;
+      *factor = (nd - 1) / nd;
+      return;
+  }
+}
+
 int runWorker(const Args& a) {
+  bool anyWrong = false;
   chorusInit();
   chorusCommParams_t p;
   chorusCommParamsInit(&p);
@@ -143,42 +182,59 @@ int runWorker(const Args& a) {
       sizes.push_back(static_cast<size_t>(s));
   }
 
+  chorus_test::Coll coll;
+  if (!chorus_test::parseColl(a.coll, &coll) || coll == chorus_test::Coll::kAllToAllv) {
+    std::fprintf(stderr, "chorus-bench: unknown collective '%s'\n", a.coll.c_str());
+    return 2;
+  }
+  if (a.root < 0 || a.root >= n) {
+    std::fprintf(stderr, "chorus-bench: --root %d is not a rank of %d peers\n", a.root, n);
+    return 2;
+  }
+  if (coll == chorus_test::Coll::kBarrier) sizes.assign(1, 0);
+
   int32_t one = 1, sink = 0;
   auto barrier = [&] {
     return chorusAllReduce(&one, &sink, 1, chorusInt32, chorusSum, comm, nullptr);
   };
 
+  if (rank == 0 && a.printSelection) {
+    std::vector<char> text(1 << 16);
+    CHECK_RC(chorusDescribeSelection(comm, text.data(), text.size()));
+    std::printf("%s\n", text.data());
+  }
   if (rank == 0 && !a.json && a.csv.empty()) {
     const char* algo = std::getenv("CHORUS_ALGO");
     std::printf(
-        "# chorus-bench: all-reduce, %d peers, %s %s, %s, transport tcp x%d, uniform %s%s%s\n", n,
-        a.dtype.c_str(), a.op.c_str(), a.inplace ? "in place" : "out of place", a.streams,
-        a.noUniform ? "off" : "on", algo ? ", CHORUS_ALGO=" : "", algo ? algo : "");
-    std::printf("#%11s %12s %8s %6s %8s %10s %8s %8s %7s\n", "size", "count", "type", "redop",
+        "# chorus-bench: %s, %d peers, %s %s, %s, root %d, transport tcp x%d, uniform %s%s%s\n",
+        a.coll.c_str(), n, a.dtype.c_str(), a.op.c_str(), a.inplace ? "in place" : "out of place",
+        a.root, a.streams, a.noUniform ? "off" : "on", algo ? ", CHORUS_ALGO=" : "",
+        algo ? algo : "");
+    std::printf("#%11s %12s %8s %6s %10s %10s %8s %8s %7s\n", "size", "count", "type", "redop",
                 "algo", "time", "algbw", "busbw", "#wrong");
-    std::printf("#%11s %12s %8s %6s %8s %10s %8s %8s %7s\n", "(B)", "(elements)", "", "", "",
+    std::printf("#%11s %12s %8s %6s %10s %10s %8s %8s %7s\n", "(B)", "(elements)", "", "", "",
                 "(us)", "(GB/s)", "(GB/s)", "");
   }
   for (size_t bytes : sizes) {
-    size_t count = std::max<size_t>(1, bytes / es);
-    size_t realBytes = count * es;
-    std::vector<uint8_t> in(realBytes), out(realBytes), want(realBytes);
-    chorus_test::fillInput(dt, op, in.data(), count, rank, 7);
-    chorus_test::fillExpected(dt, op, want.data(), count, n, 7);
-    void* recv = a.inplace ? in.data() : out.data();
+    // nccl-tests' conventions: size is the whole buffer (all blocks) for the
+    // collectives that move one block per rank; count is per block.
+    size_t count = 0, realBytes = 0;
+    double factor = 1;
+    sizeAndFactor(coll, bytes, es, n, &count, &realBytes, &factor);
+    chorus_test::RankCase rc =
+        chorus_test::buildCase(coll, dt, op, count, n, rank, a.root, a.inplace, 7);
     chorusOpInfo_t info;
+    std::memset(&info, 0, sizeof(info));
     info.size = sizeof(info);
-    CHECK_RC(chorusAllReduce(in.data(), recv, count, dt, op, comm, &info));
-    int64_t wrong = static_cast<int64_t>(chorus_test::countWrong(recv, want.data(), count, es));
+    CHECK_RC(chorus_test::runCase(rc, comm, &info));
+    int64_t wrong = static_cast<int64_t>(chorus_test::checkCase(rc));
     int64_t totalWrong = 0;
     CHECK_RC(chorusAllReduce(&wrong, &totalWrong, 1, chorusInt64, chorusSum, comm, nullptr));
-    if (a.inplace) chorus_test::fillInput(dt, op, in.data(), count, rank, 7);
 
     int warm = realBytes >= (64u << 20) ? 1 : realBytes >= (1u << 20) ? 3 : 20;
     CHECK_RC(barrier());
     double t0 = now();
-    for (int i = 0; i < warm; ++i)
-      CHECK_RC(chorusAllReduce(in.data(), recv, count, dt, op, comm, nullptr));
+    for (int i = 0; i < warm; ++i) CHECK_RC(chorus_test::runCase(rc, comm, nullptr));
     double per = (now() - t0) / warm, perMax = 0;
     CHECK_RC(chorusAllReduce(&per, &perMax, 1, chorusFloat64, chorusMax, comm, nullptr));
     int iters = static_cast<int>(a.targetSec / std::max(perMax, 1e-7));
@@ -189,7 +245,7 @@ int runWorker(const Args& a) {
     double start = now();
     for (int i = 0; i < iters; ++i) {
       double l0 = now();
-      CHECK_RC(chorusAllReduce(in.data(), recv, count, dt, op, comm, nullptr));
+      CHECK_RC(chorus_test::runCase(rc, comm, nullptr));
       laps[i] = now() - l0;
     }
     double total = now() - start;
@@ -198,37 +254,45 @@ int runWorker(const Args& a) {
     double mean = total / iters;
     std::sort(laps.begin(), laps.end());
     double algbw = realBytes / mean / 1e9;
-    double busbw = algbw * (n > 1 ? 2.0 * (n - 1) / n : 1.0);
+    double busbw = algbw * factor;
+    const char* algoName = info.algorithm[0] ? info.algorithm : "-";
     if (a.json) {
       std::printf(
-          "{\"system\":\"chorus\",\"peers\":%d,\"bytes\":%zu,\"count\":%zu,\"type\":\"%s\","
-          "\"redop\":\"%s\",\"algo\":\"%s\",\"iters\":%d,\"time_us\":%.3f,\"algbw_GBps\":%.4f,"
-          "\"busbw_GBps\":%.4f,\"min_us\":%.3f,\"median_us\":%.3f,\"max_us\":%.3f,"
-          "\"wrong\":%lld,\"uniform\":%s}\n",
-          n, realBytes, count, a.dtype.c_str(), a.op.c_str(), info.algorithm, iters, mean * 1e6,
-          algbw, busbw, laps.front() * 1e6, laps[laps.size() / 2] * 1e6, laps.back() * 1e6,
-          static_cast<long long>(totalWrong), a.noUniform ? "false" : "true");
+          "{\"system\":\"chorus\",\"collective\":\"%s\",\"peers\":%d,\"bytes\":%zu,\"count\":%zu,"
+          "\"type\":\"%s\",\"redop\":\"%s\",\"algo\":\"%s\",\"iters\":%d,\"time_us\":%.3f,"
+          "\"algbw_GBps\":%.4f,\"busbw_GBps\":%.4f,\"min_us\":%.3f,\"median_us\":%.3f,"
+          "\"max_us\":%.3f,\"wrong\":%lld,\"uniform\":%s}\n",
+          a.coll.c_str(), n, realBytes, count, a.dtype.c_str(), a.op.c_str(), algoName, iters,
+          mean * 1e6, algbw, busbw, laps.front() * 1e6, laps[laps.size() / 2] * 1e6,
+          laps.back() * 1e6, static_cast<long long>(totalWrong), a.noUniform ? "false" : "true");
     } else if (!a.csv.empty()) {
       std::printf("chorus,%s,%d,%zu,%d,%.3f,%.4f,%.4f,%.3f,%.3f,%.3f\n", a.csv.c_str(), n,
                   realBytes, iters, mean * 1e6, algbw, busbw, laps.front() * 1e6,
                   laps[laps.size() / 2] * 1e6, laps.back() * 1e6);
     } else {
-      std::printf("%12s %12zu %8s %6s %8s %10.2f %8.3f %8.3f %7lld\n", human(realBytes).c_str(),
-                  count, a.dtype.c_str(), a.op.c_str(), info.algorithm, mean * 1e6, algbw, busbw,
-                  static_cast<long long>(totalWrong));
+      std::printf("%12s %12zu %8s %6s %10s %10.2f %8.3f %8.3f %7lld\n", human(realBytes).c_str(),
+                  count, a.dtype.c_str(), chorus_test::collReduces(coll) ? a.op.c_str() : "none",
+                  algoName, mean * 1e6, algbw, busbw, static_cast<long long>(totalWrong));
     }
+    if (totalWrong != 0) anyWrong = true;
     std::fflush(stdout);
   }
   CHECK_RC(chorusCommDestroy(comm));
   chorusFinalize();
-  return 0;
+  return anyWrong ? 3 : 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Args a;
-  CLI::App app{"chorus-bench - all-reduce benchmark (nccl-tests columns)"};
+  CLI::App app{"chorus-bench - collective benchmark (nccl-tests columns)"};
+  app.add_option("--coll,-c", a.coll,
+                 "allreduce broadcast reduce allgather reducescatter alltoall gather scatter "
+                 "barrier");
+  app.add_option("--root,-r", a.root, "root rank of rooted collectives");
+  app.add_flag("--print-selection", a.printSelection,
+               "print the algorithm the selector picks per collective and size");
   app.add_option("--peers,-n", a.peers, "launch this many local peers (embedded coordinator)");
   app.add_option("--coordinator", a.coordinator, "join this coordinator instead of launching");
   app.add_option("--expected", a.expected, "peers in the job (with --coordinator)");
@@ -255,6 +319,14 @@ int main(int argc, char** argv) {
   app.add_flag("--worker", a.worker)->group("");
   CLI11_PARSE(app, argc, argv);
 
+  chorus_test::Coll coll;
+  if (!chorus_test::parseColl(a.coll, &coll) || coll == chorus_test::Coll::kAllToAllv) {
+    std::fprintf(stderr,
+                 "chorus-bench: unknown collective '%s' (allreduce broadcast reduce allgather "
+                 "reducescatter alltoall gather scatter barrier)\n",
+                 a.coll.c_str());
+    return 2;
+  }
   if (!a.algo.empty()) setenv("CHORUS_ALGO", a.algo.c_str(), 1);
   if (a.noUniform) setenv("CHORUS_UNIFORM", "0", 1);
   if (a.secret.empty() && std::getenv("CHORUS_SECRET")) a.secret = std::getenv("CHORUS_SECRET");
@@ -283,6 +355,10 @@ int main(int argc, char** argv) {
                                    std::to_string(a.peers),
                                    "--group",
                                    a.group,
+                                   "--coll",
+                                   a.coll,
+                                   "--root",
+                                   std::to_string(a.root),
                                    "--dtype",
                                    a.dtype,
                                    "--op",
@@ -302,6 +378,7 @@ int main(int argc, char** argv) {
   else
     args.insert(args.end(), {"--min-bytes", a.minBytes, "--max-bytes", a.maxBytes});
   if (a.inplace) args.push_back("--inplace");
+  if (a.printSelection) args.push_back("--print-selection");
   if (a.json) args.push_back("--json");
   if (!a.csv.empty()) args.insert(args.end(), {"--csv", a.csv});
   std::vector<pid_t> pids;
