@@ -45,7 +45,8 @@ struct CollectiveArgs {
   size_t count = 0;
   DataType dtype = DataType::kFloat32;
   RedOp op = RedOp::kSum;
-  int root = 0;  // broadcast/reduce/gather/scatter root; send/recv: the peer
+  int root = 0;             // broadcast/reduce/gather/scatter root; send/recv: the peer
+  uint64_t rootPeerId = 0;  // nonzero: the root/peer by id (its current rank replaces root)
   std::vector<size_t> sendCounts, sendDispls, recvCounts, recvDispls;  // all-to-all-v
 
   size_t elemSize() const { return dataTypeSize(dtype); }

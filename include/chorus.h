@@ -392,6 +392,49 @@ CHORUS_API chorusResult_t chorusGroupStart(void);
 CHORUS_API chorusResult_t chorusGroupEnd(void);
 
 /* ------------------------------------------------------------------------- */
+/* Shared state                                                               */
+/* ------------------------------------------------------------------------- */
+/* Named host buffers (weights, optimizer state, counters) that every peer of
+ * the job must hold bit-identically, with one revision number per peer.
+ * Every peer registers the same names with the same dtypes and counts (a
+ * joiner allocates them and registers before syncing). Buffers registered
+ * with CHORUS_STATE_NO_EQUALITY (per-peer RNG state, ...) are never compared
+ * or transferred. The registry and buffers must not change during a sync. */
+#define CHORUS_STATE_NO_EQUALITY 1u
+typedef enum {
+  chorusStateEnforcePopular = 0, /* vote; take the group's state if different */
+  chorusStateReceiveOnly = 1,    /* never vote (a joiner); take the group's state */
+  chorusStateSendOnly = 2        /* vote; never overwritten: the sync fails on every
+                                    peer if this peer's state is not the group's */
+} chorusStateStrategy_t;
+
+typedef struct {
+  size_t size;            /* sizeof(chorusStateSyncInfo_t) */
+  uint64_t revision;      /* the group's revision (now this peer's too) */
+  uint64_t stateHash;     /* XXH3-64 over the chunk hashes of the compared buffers */
+  int rounds;             /* transfer rounds: 0 if all agreed, 1 unless peers failed */
+  int peersUpdated;       /* peers that did not hold the group's state */
+  uint64_t bytesSent;     /* by this peer */
+  uint64_t bytesReceived; /* by this peer */
+} chorusStateSyncInfo_t;
+
+CHORUS_API chorusResult_t chorusStateRegister(chorusComm_t comm, const char* name, void* buffer,
+                                              size_t count, chorusDataType_t dtype,
+                                              unsigned flags);
+CHORUS_API chorusResult_t chorusStateUnregister(chorusComm_t comm, const char* name);
+CHORUS_API chorusResult_t chorusStateSetRevision(chorusComm_t comm, uint64_t revision);
+CHORUS_API chorusResult_t chorusStateGetRevision(chorusComm_t comm, uint64_t* revision);
+/* Joint call. Peers hash their buffers in 1 MiB chunks; the group agrees on
+ * the most popular (state, revision) among voters (ties: higher revision,
+ * then lower rank); peers that differ receive only the chunks that differ,
+ * spread over all up-to-date peers in parallel, each chunk verified by hash.
+ * A sender that dies mid-transfer is replaced in the next round without
+ * re-sending verified chunks. All peers return the same result. info may be
+ * NULL. */
+CHORUS_API chorusResult_t chorusSyncSharedState(chorusComm_t comm, chorusStateStrategy_t strategy,
+                                                chorusStateSyncInfo_t* info);
+
+/* ------------------------------------------------------------------------- */
 /* Topology                                                                   */
 /* ------------------------------------------------------------------------- */
 /* Joint call: measure latency and bandwidth between every pair of members

@@ -17,6 +17,7 @@
 #include "src/core/config.h"
 #include "src/core/log.h"
 #include "src/membership/coordinator.h"
+#include "src/state/shared_state.h"
 
 using chorus::Code;
 using chorus::Status;
@@ -25,6 +26,7 @@ struct chorusComm {
   static constexpr uint32_t kMagic = 0x436F6D6Du;  // "Comm"
   uint32_t magic = kMagic;
   std::shared_ptr<chorus::Communicator> impl;
+  chorus::state::SharedState state;
   std::mutex errMu;
   std::string lastError;
 };
@@ -953,6 +955,74 @@ CHORUS_API chorusResult_t chorusGroupEnd(void) {
       last = comm;
     }
     return first;
+  });
+}
+
+// ---- shared state ---------------------------------------------------------------
+
+CHORUS_API chorusResult_t chorusStateRegister(chorusComm_t comm, const char* name, void* buffer,
+                                              size_t count, chorusDataType_t dtype,
+                                              unsigned flags) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!name) return chorus::invalidArgument("name is NULL");
+    if (static_cast<int>(dtype) < 0 || static_cast<int>(dtype) >= chorusNumDataTypes)
+      return chorus::invalidArgument("unknown dtype " + std::to_string(static_cast<int>(dtype)));
+    if (flags & ~CHORUS_STATE_NO_EQUALITY)
+      return chorus::invalidArgument("unknown shared-state flags " + std::to_string(flags));
+    chorus::state::Buffer b;
+    b.data = buffer;
+    b.count = count;
+    b.dtype = static_cast<chorus::DataType>(dtype);
+    b.checkEquality = !(flags & CHORUS_STATE_NO_EQUALITY);
+    if (count > (SIZE_MAX >> 4) / chorus::dataTypeSize(b.dtype))
+      return chorus::invalidArgument("count " + std::to_string(count) + " is too large");
+    return comm->state.add(name, b);
+  });
+}
+CHORUS_API chorusResult_t chorusStateUnregister(chorusComm_t comm, const char* name) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!name) return chorus::invalidArgument("name is NULL");
+    return comm->state.remove(name);
+  });
+}
+CHORUS_API chorusResult_t chorusStateSetRevision(chorusComm_t comm, uint64_t revision) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    comm->state.setRevision(revision);
+    return Status::ok();
+  });
+}
+CHORUS_API chorusResult_t chorusStateGetRevision(chorusComm_t comm, uint64_t* revision) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!revision) return chorus::invalidArgument("revision is NULL");
+    *revision = comm->state.revision();
+    return Status::ok();
+  });
+}
+CHORUS_API chorusResult_t chorusSyncSharedState(chorusComm_t comm, chorusStateStrategy_t strategy,
+                                                chorusStateSyncInfo_t* info) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (strategy != chorusStateEnforcePopular && strategy != chorusStateReceiveOnly &&
+        strategy != chorusStateSendOnly)
+      return chorus::invalidArgument("unknown shared-state strategy " +
+                                     std::to_string(static_cast<int>(strategy)));
+    if (info && info->size < sizeof(chorusStateSyncInfo_t))
+      return chorus::invalidArgument("info->size must be sizeof(chorusStateSyncInfo_t)");
+    CHORUS_ASSIGN_OR_RETURN(
+        auto r, comm->state.sync(*comm->impl, static_cast<chorus::state::Strategy>(strategy)));
+    if (info) {
+      info->revision = r.revision;
+      info->stateHash = r.stateHash;
+      info->rounds = r.rounds;
+      info->peersUpdated = r.peersUpdated;
+      info->bytesSent = r.bytesSent;
+      info->bytesReceived = r.bytesReceived;
+    }
+    return Status::ok();
   });
 }
 

@@ -270,10 +270,24 @@ bool Communicator::test(const std::shared_ptr<OpResult>& r) {
 // Operations (engine lock held)
 // ---------------------------------------------------------------------------
 
-Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArgs& args,
+Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArgs& given,
                                                        uint64_t tag) {
   using algo::Collective;
   const int n = committed_.size();
+  // Callers that planned in an earlier view name the root/partner by peer id,
+  // so a view change between planning and submitting cannot redirect the call.
+  algo::CollectiveArgs resolved;
+  const algo::CollectiveArgs* ap = &given;
+  if (given.rootPeerId != 0) {
+    resolved = given;
+    resolved.root = -1;
+    for (int r = 0; r < n; ++r)
+      if (committed_.members[r].peerId == given.rootPeerId) resolved.root = r;
+    if (resolved.root < 0)
+      return aborted("peer " + std::to_string(given.rootPeerId) + " is no longer in the view");
+    ap = &resolved;
+  }
+  const algo::CollectiveArgs& args = *ap;
   bool p2p = args.collective == Collective::kSend || args.collective == Collective::kRecv;
   bool rooted = args.collective == Collective::kBroadcast ||
                 args.collective == Collective::kReduce || args.collective == Collective::kGather ||

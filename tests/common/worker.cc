@@ -56,6 +56,13 @@ struct Opts {
   int leaveAt = -1;
   int exitAt = -1;
   bool joiner = false;
+  // state scenario
+  std::string stateRole = "popular";  // popular | receive | send
+  int stateVariant = 0;               // 0: the group's content; 1: one element differs; 2: all
+  size_t stateBytes = 3 << 20;
+  uint64_t stateRevision = 5;
+  int stateDelayMs = 0;  // sleep before syncing (lets a test kill a holder first)
+  bool stateOtherLayout = false;
 };
 
 const char* kTypeNames[] = {"int8",   "uint8", "int32",    "uint32", "int64",
@@ -354,6 +361,91 @@ int runP2P(chorusComm_t comm, const Opts& o) {
 
 // Topology: time the ring all-reduce in rank order, measure the topology,
 // time it again on the optimised ring; print the ring and the selection.
+// Shared state: "weights" (float), "step" (uint64) compared; "rng" per peer.
+// Variant 0 is the group's content; variant 1 differs in one element of the
+// third chunk; variant 2 everywhere; receive-only peers start from zeros.
+void fillState(std::vector<float>& w, uint64_t& step, int variant) {
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>((i * 2654435761u) % 1000) / 8;
+  step = 1234;
+  if (variant == 1 && w.size() > (2 << 20) / 4) w[(2 << 20) / 4 + 17] += 1;
+  if (variant == 2)
+    for (auto& x : w) x = -x;
+  if (variant == 2) step = 99;
+}
+
+int runState(chorusComm_t comm, const Opts& o) {
+  std::vector<float> w(o.stateBytes / 4 + (o.stateOtherLayout ? 1 : 0));
+  uint64_t step = 0;
+  uint8_t rng[64];
+  for (int i = 0; i < 64; ++i) rng[i] = static_cast<uint8_t>(getpid() * 31 + i);
+  uint8_t rngBefore[64];
+  std::memcpy(rngBefore, rng, 64);
+  chorusStateStrategy_t strategy = chorusStateEnforcePopular;
+  if (o.stateRole == "receive") {
+    strategy = chorusStateReceiveOnly;
+  } else {
+    fillState(w, step, o.stateVariant);
+    chorusStateSetRevision(comm, o.stateRevision);
+  }
+  if (o.stateRole == "send") strategy = chorusStateSendOnly;
+  int failures = 0;
+  auto expect = [&](bool ok, const char* what) {
+    if (!ok) {
+      std::printf("FAIL %s\n", what);
+      ++failures;
+    }
+  };
+  expect(
+      chorusStateRegister(comm, "weights", w.data(), w.size(), chorusFloat32, 0) == chorusSuccess,
+      "register weights");
+  expect(chorusStateRegister(comm, "step", &step, 1, chorusUint64, 0) == chorusSuccess,
+         "register step");
+  expect(chorusStateRegister(comm, "rng", rng, 64, chorusUint8, CHORUS_STATE_NO_EQUALITY) ==
+             chorusSuccess,
+         "register rng");
+  // Bad input: clear errors, nothing registered.
+  expect(
+      chorusStateRegister(comm, "weights", w.data(), 1, chorusFloat32, 0) == chorusInvalidArgument,
+      "duplicate name refused");
+  expect(chorusStateRegister(comm, nullptr, w.data(), 1, chorusFloat32, 0) == chorusInvalidArgument,
+         "NULL name refused");
+  expect(chorusStateRegister(comm, "x", w.data(), 1, chorusFloat32, 8) == chorusInvalidArgument,
+         "bad flags refused");
+  expect(chorusSyncSharedState(comm, static_cast<chorusStateStrategy_t>(9), nullptr) ==
+             chorusInvalidArgument,
+         "bad strategy refused");
+  if (o.stateDelayMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.stateDelayMs));
+
+  chorusStateSyncInfo_t info;
+  std::memset(&info, 0, sizeof(info));
+  info.size = sizeof(info);
+  std::printf("SYNC_START rank=%d\n", rankOf(comm));
+  std::fflush(stdout);
+  auto t0 = std::chrono::steady_clock::now();
+  chorusResult_t rc = chorusSyncSharedState(comm, strategy, &info);
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::string err = rc == chorusSuccess ? "" : chorusGetLastError(comm);
+  std::vector<float> want(w.size());
+  uint64_t wantStep = 0;
+  fillState(want, wantStep, 0);
+  bool same = std::memcmp(want.data(), w.data(), w.size() * 4) == 0 && step == wantStep;
+  uint64_t rev = 0;
+  chorusStateGetRevision(comm, &rev);
+  for (char& c : err)
+    if (c == ' ') c = '_';
+  std::printf(
+      "STATE rc=%d rank=%d revision=%llu rounds=%d updated=%d sent=%llu received=%llu "
+      "hash=%016llx group_content=%d rng_kept=%d ms=%.1f err=%s\n",
+      rc, rankOf(comm), static_cast<unsigned long long>(rev), info.rounds, info.peersUpdated,
+      static_cast<unsigned long long>(info.bytesSent),
+      static_cast<unsigned long long>(info.bytesReceived),
+      static_cast<unsigned long long>(info.stateHash), same ? 1 : 0,
+      std::memcmp(rng, rngBefore, 64) == 0 ? 1 : 0, ms, err.c_str());
+  std::fflush(stdout);
+  return failures;
+}
+
 int runTopo(chorusComm_t comm, const Opts& o) {
   std::vector<float> buf(o.count, 1.0f);
   auto timeRing = [&]() {
@@ -596,6 +688,12 @@ int main(int argc, char** argv) {
   app.add_option("--leave-at", o.leaveAt);
   app.add_option("--exit-at", o.exitAt);
   app.add_flag("--joiner", o.joiner);
+  app.add_option("--state-role", o.stateRole);
+  app.add_option("--state-variant", o.stateVariant);
+  app.add_option("--state-bytes", o.stateBytes);
+  app.add_option("--state-revision", o.stateRevision);
+  app.add_option("--state-delay-ms", o.stateDelayMs);
+  app.add_flag("--state-other-layout", o.stateOtherLayout);
   CLI11_PARSE(app, argc, argv);
   setvbuf(stdout, nullptr, _IOLBF, 0);
 
@@ -644,6 +742,8 @@ int main(int argc, char** argv) {
     failures = runColls(comm, o);
   else if (o.scenario == "p2p")
     failures = runP2P(comm, o);
+  else if (o.scenario == "state")
+    failures = runState(comm, o);
   else if (o.scenario == "topo")
     failures = runTopo(comm, o);
   else if (o.scenario == "train")

@@ -388,3 +388,44 @@ TEST(Fault, EveryCollectiveWithAPeerKilledMidOperation) {
     EXPECT_EQ(opLines(*survivors[0]).back().contributors, 3);
   }
 }
+
+// Shared-state transfer with a holder stalled then killed while a joiner
+// receives 256 MiB from three holders: the survivors finish in a later round
+// with the group's exact bytes, no chunk is received twice, and every peer
+// returns the same result.
+TEST(Fault, SharedStateHolderKilledMidTransfer) {
+  TestCoordinator coord;
+  const size_t bytes = size_t{256} << 20;
+  Workers w;
+  for (int i = 0; i < 4; ++i) {
+    std::vector<std::string> a = {"--coordinator",   coord.address(), "--group",
+                                  "statekill",       "--expected",    "4",
+                                  "--secret",        "test-secret",   "--scenario",
+                                  "state",           "--state-bytes", std::to_string(bytes),
+                                  "--op-timeout-ms", "20000"};
+    if (i == 3) a.insert(a.end(), {"--state-role", "receive"});
+    w.procs.push_back(Proc::spawn(workerPath(), a, {}));
+  }
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("SYNC_START", 60000)) << w.dump();
+  // Stall holder 1 (its sends stop), then kill it: its chunks must come from
+  // the other holders in the next round.
+  w.procs[1]->signal(SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  w.procs[1]->signal(SIGKILL);
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(w.waitAll(60000)) << w.dump();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(secs, 20.0) << "recovery took too long";
+  std::set<std::string> hashes;
+  for (int i : {0, 2, 3}) {
+    auto ls = w.procs[i]->lines("STATE ");
+    ASSERT_FALSE(ls.empty()) << w.procs[i]->output();
+    auto f = fields(ls.back());
+    EXPECT_EQ(f["rc"], "0") << ls.back();
+    EXPECT_EQ(f["group_content"], "1") << ls.back();
+    EXPECT_GE(std::stoi(f["rounds"]), 2) << "the kill did not hit the sync: " << ls.back();
+    hashes.insert(f["hash"]);
+    if (i == 3) EXPECT_EQ(std::stoull(f["received"]), bytes + 8) << "chunks received twice";
+  }
+  EXPECT_EQ(hashes.size(), 1u);
+}
