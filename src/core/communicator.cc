@@ -1045,6 +1045,10 @@ void Communicator::onCommit(const control::Commit& c) {
   decisionsReceived_ = true;
   lastDecisions_ = c.decisions;
   if (state_ == State::kConnecting) state_ = State::kMember;
+  // Before any operation (re)starts below: algorithm selection reads the
+  // cost inputs of this view; stale ones made a re-run pick another
+  // algorithm than a peer that called the same operation after the commit.
+  applyViewPolicy();
 
   std::vector<uint64_t> lost;
   for (const Member& m : old.members)
@@ -1098,7 +1102,6 @@ void Communicator::onCommit(const control::Commit& c) {
     nextSeq_.clear();
     failedKeys_.clear();
   }
-  applyViewPolicy();
   if (updateWaiting_ && c.endsUpdate) updateDone_ = true;
   publishClaims();
   if (client_) client_->resetPending();

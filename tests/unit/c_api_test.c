@@ -62,7 +62,18 @@ int main(void) {
   p.connectTimeoutMs = 1500;
 
   EXPECT(chorusCommCreate(&p, &comm) == chorusSuccess);
+  /* Shared-state registry: argument checks (no traffic). */
+  EXPECT(chorusStateRegister(NULL, "w", x, 4, chorusFloat32, 0) == chorusInvalidArgument);
+  EXPECT(chorusStateRegister(comm, NULL, x, 4, chorusFloat32, 0) == chorusInvalidArgument);
+  EXPECT(chorusStateRegister(comm, "w", NULL, 4, chorusFloat32, 0) == chorusInvalidArgument);
+  EXPECT(chorusStateRegister(comm, "w", x, 4, (chorusDataType_t)77, 0) == chorusInvalidArgument);
+  EXPECT(chorusStateRegister(comm, "w", x, 4, chorusFloat32, 0) == chorusSuccess);
+  EXPECT(chorusStateRegister(comm, "w", x, 4, chorusFloat32, 0) == chorusInvalidArgument);
+  EXPECT(chorusStateUnregister(comm, "nope") == chorusInvalidArgument);
+  EXPECT(chorusStateUnregister(comm, "w") == chorusSuccess);
+  EXPECT(chorusStateGetRevision(comm, NULL) == chorusInvalidArgument);
   /* Not connected yet. */
+  EXPECT(chorusSyncSharedState(comm, chorusStateEnforcePopular, NULL) == chorusInvalidUsage);
   EXPECT(chorusAllReduce(x, x, 4, chorusFloat32, chorusSum, comm, NULL) == chorusInvalidUsage);
   EXPECT(strstr(chorusGetLastError(comm), "chorusCommConnect") != NULL);
   /* Unreachable coordinator: a clear error within the deadline, no hang. */
