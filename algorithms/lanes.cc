@@ -1,6 +1,7 @@
 #include "algorithms/lanes.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/cpu/reduce.h"
@@ -235,6 +236,27 @@ std::unique_ptr<Task> makeLaneBroadcast(const CollectiveArgs& a, TaskContext& ct
 std::unique_ptr<Task> makeLaneReduce(const CollectiveArgs& a, TaskContext& ctx,
                                      std::vector<Lane> lanes) {
   return std::make_unique<LaneReduce>(a, ctx, std::move(lanes));
+}
+
+double binomialLaneCost(const CostInputs& in) {
+  double segs = std::ceil(static_cast<double>(in.bytes) / in.segmentBytes);
+  double depth = std::max(1, ceilLog2(in.n));
+  return depth * in.alpha + depth * in.bytes * in.beta + depth * segs * in.gamma;
+}
+
+double chainLaneCost(const CostInputs& in) {
+  double segs = std::ceil(static_cast<double>(in.bytes) / in.segmentBytes);
+  double n = in.n;
+  return (n - 1) * in.alpha + (in.bytes + (n - 2) * in.segmentBytes) * in.beta +
+         (segs + n - 2) * in.gamma;
+}
+
+double doubleTreeLanesCost(const CostInputs& in) {
+  double segs = std::ceil(static_cast<double>(in.bytes) / in.segmentBytes);
+  double depth = std::max(1, ceilLog2(in.n));
+  // Interior ranks send each half to two children: at least one message per
+  // child and tree even for tiny data.
+  return depth * in.alpha + in.bytes * in.beta + 4 * std::max(1.0, segs / 2) * in.gamma;
 }
 
 }  // namespace chorus::algo

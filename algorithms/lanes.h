@@ -25,6 +25,12 @@ Lane chainLane(const TopologyView& topo, int root, size_t count);
 // Two lanes: the double binary tree, each tree carrying half the buffer.
 std::vector<Lane> doubleTreeLanes(int n, int root, size_t count);
 
+// Estimated seconds of each lane setup (CostInputs in algorithm.h). A reduce
+// is the broadcast's pattern run backwards, so both share these.
+double binomialLaneCost(const CostInputs& in);
+double chainLaneCost(const CostInputs& in);
+double doubleTreeLanesCost(const CostInputs& in);
+
 // Broadcast down the lanes into recvbuf.
 std::unique_ptr<Task> makeLaneBroadcast(const CollectiveArgs& a, TaskContext& ctx,
                                         std::vector<Lane> lanes);

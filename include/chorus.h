@@ -165,7 +165,7 @@ CHORUS_API chorusResult_t chorusCoordinatorStop(chorusCoordinator_t coordinator)
 /* Communicator                                                               */
 /* ------------------------------------------------------------------------- */
 #define CHORUS_COMM_PARAMS_MAGIC 0x43436D50u /* "CCmP" */
-#define CHORUS_COMM_PARAMS_VERSION 2u /* 2: locality */
+#define CHORUS_COMM_PARAMS_VERSION 2u        /* 2: locality */
 
 typedef struct {
   size_t size;      /* sizeof(chorusCommParams_t) */
@@ -347,10 +347,9 @@ CHORUS_API chorusResult_t chorusReduceAsync(const void* sendbuf, void* recvbuf, 
                                             chorusDataType_t dtype, chorusRedOp_t op, int root,
                                             uint64_t tag, chorusComm_t comm,
                                             chorusRequest_t* request);
-CHORUS_API chorusResult_t chorusAllGatherAsync(const void* sendbuf, void* recvbuf,
-                                               size_t sendcount, chorusDataType_t dtype,
-                                               uint64_t tag, chorusComm_t comm,
-                                               chorusRequest_t* request);
+CHORUS_API chorusResult_t chorusAllGatherAsync(const void* sendbuf, void* recvbuf, size_t sendcount,
+                                               chorusDataType_t dtype, uint64_t tag,
+                                               chorusComm_t comm, chorusRequest_t* request);
 CHORUS_API chorusResult_t chorusReduceScatterAsync(const void* sendbuf, void* recvbuf,
                                                    size_t recvcount, chorusDataType_t dtype,
                                                    chorusRedOp_t op, uint64_t tag,
@@ -419,8 +418,7 @@ typedef struct {
 } chorusStateSyncInfo_t;
 
 CHORUS_API chorusResult_t chorusStateRegister(chorusComm_t comm, const char* name, void* buffer,
-                                              size_t count, chorusDataType_t dtype,
-                                              unsigned flags);
+                                              size_t count, chorusDataType_t dtype, unsigned flags);
 CHORUS_API chorusResult_t chorusStateUnregister(chorusComm_t comm, const char* name);
 CHORUS_API chorusResult_t chorusStateSetRevision(chorusComm_t comm, uint64_t revision);
 CHORUS_API chorusResult_t chorusStateGetRevision(chorusComm_t comm, uint64_t* revision);

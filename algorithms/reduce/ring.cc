@@ -1,6 +1,4 @@
 // Pipelined chain reduce along the ring order toward the root: every rank sends the data once.
-#include <algorithm>
-#include <cmath>
 
 #include "algorithms/lanes.h"
 
@@ -9,16 +7,6 @@ namespace {
 
 std::unique_ptr<Task> make(const CollectiveArgs& a, TaskContext& ctx) {
   return makeLaneReduce(a, ctx, {chainLane(ctx.topology(), a.root, a.count)});
-}
-
-// Estimated seconds (algorithms/algorithm.h, CostInputs).
-double cost(const CostInputs& in) {
-  double segs = std::ceil(static_cast<double>(in.bytes) / in.segmentBytes);
-  double n = in.n, depth = std::max(1, ceilLog2(in.n));
-  (void)segs;
-  (void)depth;
-  return (n - 1) * in.alpha + (in.bytes + (n - 2) * in.segmentBytes) * in.beta +
-         (segs + n - 2) * in.gamma;
 }
 
 }  // namespace
@@ -30,6 +18,6 @@ const AlgorithmInfo kReduceRing = {
     "ring",
     "Pipelined chain reduce along the ring order toward the root: every rank sends the data once.",
     make,
-    cost};
+    chainLaneCost};
 
 }  // namespace chorus::algo

@@ -23,7 +23,9 @@ static int cmpd(const void* x, const void* y) {
 }
 
 /* Small integers, so every sum is exact in float. */
-static float value(int rank, size_t i) { return (float)((rank * 7 + i) % 13); }
+static float value(int rank, size_t i) {
+  return (float)((rank * 7 + i) % 13);
+}
 
 static void run(int coll, const float* in, float* out, size_t count) {
   int c = (int)count;
@@ -91,8 +93,10 @@ int main(int argc, char** argv) {
     if (strcmp(argv[1], names[i]) == 0) coll = i;
   if (argc < 4 || coll < 0) {
     if (rank == 0)
-      fprintf(stderr, "usage: %s allgather|reducescatter|alltoall|broadcast|reduce LABEL SIZES "
-              "[TARGET_SEC] [MIN_IT] [MAX_IT]\n", argv[0]);
+      fprintf(stderr,
+              "usage: %s allgather|reducescatter|alltoall|broadcast|reduce LABEL SIZES "
+              "[TARGET_SEC] [MIN_IT] [MAX_IT]\n",
+              argv[0]);
     MPI_Abort(MPI_COMM_WORLD, 2);
   }
   const char* label = argv[2];
@@ -105,13 +109,14 @@ int main(int argc, char** argv) {
     size_t bytes = strtoull(tok, NULL, 10);
     size_t count = bytes / sizeof(float) / (blocked ? n : 1);
     if (count == 0) count = 1;
-    size_t total = blocked ? count * n : count;  /* elements of the whole buffer */
+    size_t total = blocked ? count * n : count; /* elements of the whole buffer */
     size_t inElems = coll == ALLGATHER ? count : total;
     size_t outElems = coll == REDUCESCATTER ? count : total;
     float* in = malloc(inElems * sizeof(float));
     float* out = malloc(outElems * sizeof(float));
     for (size_t i = 0; i < inElems; i++) in[i] = value(rank, i);
-    for (size_t i = 0; i < outElems; i++) out[i] = coll == BROADCAST && rank == 0 ? value(0, i) : -1;
+    for (size_t i = 0; i < outElems; i++)
+      out[i] = coll == BROADCAST && rank == 0 ? value(0, i) : -1;
     run(coll, in, out, count);
     size_t bad = check(coll, out, count, rank, n);
     if (bad) {
