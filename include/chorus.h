@@ -100,7 +100,8 @@ typedef enum {
   chorusBfloat16 = 7, /* bfloat16; reduced in fp32 and rounded once */
   chorusFloat32 = 8,
   chorusFloat64 = 9,
-  chorusNumDataTypes = 10
+  chorusInt16 = 10,
+  chorusNumDataTypes = 11
 } chorusDataType_t;
 
 typedef enum {
@@ -431,6 +432,74 @@ CHORUS_API chorusResult_t chorusStateGetRevision(chorusComm_t comm, uint64_t* re
  * NULL. */
 CHORUS_API chorusResult_t chorusSyncSharedState(chorusComm_t comm, chorusStateStrategy_t strategy,
                                                 chorusStateSyncInfo_t* info);
+
+/* ------------------------------------------------------------------------- */
+/* Erasure-coded snapshots                                                    */
+/* ------------------------------------------------------------------------- */
+/* A snapshot is a point-in-time copy of the registered shared state: the
+ * replicated buffers once, plus every peer's CHORUS_STATE_NO_EQUALITY
+ * buffers. It is cut into k data shards plus m Reed-Solomon parity shards
+ * (Intel ISA-L, Cauchy matrix), one shard per member (rank i holds shard i;
+ * k + m <= members), each with an XXH3-64 hash in a manifest every member
+ * keeps. Any k intact shards rebuild the exact bytes.
+ *
+ * After a membership update (chorusUpdateMembership / a joiner's
+ * chorusCommConnect) every member re-protects in the background: shards whose
+ * holder left are rebuilt on members that hold none (a joiner), so the next
+ * failure is survivable too. chorusSnapshotProtect does the same on demand
+ * (e.g. onto spare members after a crash). */
+typedef struct {
+  size_t size;            /* sizeof(chorusSnapshotInfo_t) */
+  uint64_t snapshotId;    /* 0: no snapshot */
+  uint64_t revision;      /* the state revision the snapshot holds */
+  int dataShards;         /* k */
+  int parityShards;       /* m */
+  uint64_t stateBytes;    /* bytes of all sections */
+  uint64_t shardBytes;    /* bytes of one shard */
+  int shardsHeld;         /* by this peer after the call */
+  int shardsLost;         /* without an intact holder when the call started */
+  int shardsCorrupt;      /* detected by hash and excluded */
+  int shardsRebuilt;      /* re-placed on new holders by the call */
+  int shardsMissing;      /* still without a holder (no member was free) */
+  uint64_t bytesSent;     /* by this peer */
+  uint64_t bytesReceived; /* by this peer */
+  double codecSeconds;    /* this peer's encode (snapshot) or decode time */
+} chorusSnapshotInfo_t;
+
+/* Joint call: snapshot the registered state (every peer must hold the same
+ * replicated state and revision: call chorusSyncSharedState first) into
+ * dataShards + parityShards shards. The previous snapshot is dropped once
+ * the new one is complete. spillDirectory (may be NULL) also writes this
+ * peer's shards and the manifest there as files (written to a temporary name,
+ * fsync'd, renamed). info may be NULL. */
+CHORUS_API chorusResult_t chorusSnapshot(chorusComm_t comm, int dataShards, int parityShards,
+                                         const char* spillDirectory, chorusSnapshotInfo_t* info);
+/* The same, overlapping the caller's compute: completes through chorusTest /
+ * chorusWait (chorusOpInfo_t reports the bytes). The buffers must not change
+ * until it completes. */
+CHORUS_API chorusResult_t chorusSnapshotAsync(chorusComm_t comm, int dataShards, int parityShards,
+                                              const char* spillDirectory,
+                                              chorusRequest_t* request);
+/* Joint call: rebuild the snapshot from any k intact shards (corrupt shards
+ * are excluded and counted), write its replicated buffers and revision into
+ * every member's registered buffers, and this peer's own private buffers
+ * (or those of adoptPeerId, a departed peer whose place a joiner takes; 0 =
+ * this peer). Lost shards are re-placed on members holding none. Fails with
+ * chorusDataLoss, naming the lost and corrupt shards, when fewer than k
+ * survive (more than m lost). */
+CHORUS_API chorusResult_t chorusRecover(chorusComm_t comm, uint64_t adoptPeerId,
+                                        chorusSnapshotInfo_t* info);
+/* Joint call: re-protect now (see above). chorusDataLoss if fewer than k
+ * shards survive. */
+CHORUS_API chorusResult_t chorusSnapshotProtect(chorusComm_t comm, chorusSnapshotInfo_t* info);
+/* Local: adopt the newest snapshot spilled to directory (manifest plus every
+ * shard file that verifies; damaged files are excluded and counted as
+ * corrupt). A following chorusRecover restores it: a whole job can restart
+ * from files. */
+CHORUS_API chorusResult_t chorusSnapshotLoad(chorusComm_t comm, const char* directory,
+                                             chorusSnapshotInfo_t* info);
+/* Local: the snapshot this peer holds (shardsHeld, ids, sizes). */
+CHORUS_API chorusResult_t chorusSnapshotGetInfo(chorusComm_t comm, chorusSnapshotInfo_t* info);
 
 /* ------------------------------------------------------------------------- */
 /* Topology                                                                   */

@@ -11,6 +11,7 @@ PKGS=(
   libgtest-dev       # GoogleTest
   libcli11-dev       # CLI11: command-line parsing for the tools
   libxxhash-dev      # xxHash: result and state hashes
+  libisal-dev        # Intel ISA-L: Reed-Solomon erasure coding of snapshots
   iproute2 procps psmisc   # ip netns / ss / pkill for fault tests
 )
 # Peers we measure against in docs/PERFORMANCE.md (not needed to build or test).

@@ -172,6 +172,9 @@ CHORUS_INLINE void finalizeHalf(RedOp op, uint16_t* d, const float* a, size_t n,
     case DataType::kUint8:           \
       STMT(uint8_t);                 \
       break;                         \
+    case DataType::kInt16:           \
+      STMT(int16_t);                 \
+      break;                         \
     case DataType::kInt32:           \
       STMT(int32_t);                 \
       break;                         \

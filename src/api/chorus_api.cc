@@ -10,6 +10,7 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "chorus.h"
@@ -18,6 +19,8 @@
 #include "src/core/log.h"
 #include "src/membership/coordinator.h"
 #include "src/state/shared_state.h"
+#include "src/state/erasure.h"
+#include "src/state/snapshot.h"
 
 using chorus::Code;
 using chorus::Status;
@@ -27,6 +30,13 @@ struct chorusComm {
   uint32_t magic = kMagic;
   std::shared_ptr<chorus::Communicator> impl;
   chorus::state::SharedState state;
+  chorus::state::SnapshotStore snapshots;
+  // Snapshot work off the caller's thread: re-protection after a membership
+  // update, and chorusSnapshotAsync. Joined before any other snapshot call
+  // (their operations share one tag, so each peer issues them in one order)
+  // and at destroy.
+  std::mutex bgMu;
+  std::vector<std::thread> background;
   std::mutex errMu;
   std::string lastError;
 };
@@ -126,6 +136,51 @@ Status requireComm(chorusComm* comm) {
   if (!comm) return chorus::invalidArgument("comm is NULL");
   if (comm->magic != chorusComm::kMagic || !comm->impl)
     return chorus::invalidArgument("comm is not a valid communicator (destroyed?)");
+  return Status::ok();
+}
+
+void joinBackground(chorusComm* comm) {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> lk(comm->bgMu);
+    threads.swap(comm->background);
+  }
+  for (auto& t : threads) t.join();
+}
+
+// Every member (a joiner too) runs this after a membership update, at the
+// same point of its call sequence, so their operations match.
+void startProtector(chorusComm* comm) {
+  joinBackground(comm);
+  std::lock_guard<std::mutex> lk(comm->bgMu);
+  comm->background.emplace_back([comm, impl = comm->impl] {
+    auto r = comm->snapshots.protect(*impl);
+    if (!r.isOk())
+      LOG_INFO("background snapshot protection: " << r.status().toString());
+  });
+}
+
+void fillSnapshotInfo(chorusSnapshotInfo_t* out, const chorus::state::SnapshotReport& r) {
+  if (!out) return;
+  out->snapshotId = r.snapshotId;
+  out->revision = r.revision;
+  out->dataShards = r.dataShards;
+  out->parityShards = r.parityShards;
+  out->stateBytes = r.stateBytes;
+  out->shardBytes = r.shardBytes;
+  out->shardsHeld = r.shardsHeld;
+  out->shardsLost = r.shardsLost;
+  out->shardsCorrupt = r.shardsCorrupt;
+  out->shardsRebuilt = r.shardsRebuilt;
+  out->shardsMissing = r.shardsMissing;
+  out->bytesSent = r.bytesSent;
+  out->bytesReceived = r.bytesReceived;
+  out->codecSeconds = r.codecSeconds;
+}
+
+Status checkSnapshotInfo(const chorusSnapshotInfo_t* info) {
+  if (info && info->size < sizeof(chorusSnapshotInfo_t))
+    return chorus::invalidArgument("info->size must be sizeof(chorusSnapshotInfo_t)");
   return Status::ok();
 }
 
@@ -502,14 +557,17 @@ CHORUS_API chorusResult_t chorusCommCreate(const chorusCommParams_t* params, cho
 CHORUS_API chorusResult_t chorusCommConnect(chorusComm_t comm) {
   return guard(comm, [&]() -> Status {
     CHORUS_RETURN_IF_ERROR(requireComm(comm));
-    return comm->impl->connect();
+    CHORUS_RETURN_IF_ERROR(comm->impl->connect());
+    startProtector(comm);
+    return Status::ok();
   });
 }
 
 CHORUS_API chorusResult_t chorusCommDestroy(chorusComm_t comm) {
   return guard(nullptr, [&]() -> Status {
     CHORUS_RETURN_IF_ERROR(requireComm(comm));
-    comm->impl->shutdown();
+    comm->impl->shutdown();  // fails whatever background work waits on
+    joinBackground(comm);
     comm->magic = 0;
     delete comm;
     return Status::ok();
@@ -568,7 +626,10 @@ CHORUS_API chorusResult_t chorusPeersPending(chorusComm_t comm, int* pending) {
 CHORUS_API chorusResult_t chorusUpdateMembership(chorusComm_t comm) {
   return guard(comm, [&]() -> Status {
     CHORUS_RETURN_IF_ERROR(requireComm(comm));
-    return comm->impl->updateMembership();
+    joinBackground(comm);
+    CHORUS_RETURN_IF_ERROR(comm->impl->updateMembership());
+    startProtector(comm);
+    return Status::ok();
   });
 }
 
@@ -1050,3 +1111,110 @@ CHORUS_API chorusResult_t chorusDescribeSelection(chorusComm_t comm, char* buffe
 }
 
 }  // extern "C"
+
+// ---- erasure-coded snapshots ------------------------------------------------------
+
+namespace {
+Status checkShards(int dataShards, int parityShards) {
+  if (dataShards < 1 || parityShards < 1 ||
+      dataShards + parityShards > chorus::state::ErasureCode::kMaxShards)
+    return chorus::invalidArgument(
+        "a snapshot needs dataShards >= 1, parityShards >= 1 and dataShards + parityShards <= " +
+        std::to_string(chorus::state::ErasureCode::kMaxShards) + " (got " +
+        std::to_string(dataShards) + " + " + std::to_string(parityShards) + ")");
+  return Status::ok();
+}
+}  // namespace
+
+CHORUS_API chorusResult_t chorusSnapshot(chorusComm_t comm, int dataShards, int parityShards,
+                                         const char* spillDirectory, chorusSnapshotInfo_t* info) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    CHORUS_RETURN_IF_ERROR(checkSnapshotInfo(info));
+    CHORUS_RETURN_IF_ERROR(checkShards(dataShards, parityShards));
+    joinBackground(comm);
+    CHORUS_ASSIGN_OR_RETURN(auto r, comm->snapshots.take(*comm->impl, comm->state, dataShards,
+                                                         parityShards,
+                                                         spillDirectory ? spillDirectory : ""));
+    fillSnapshotInfo(info, r);
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusSnapshotAsync(chorusComm_t comm, int dataShards, int parityShards,
+                                              const char* spillDirectory,
+                                              chorusRequest_t* request) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!request) return chorus::invalidArgument("request is NULL");
+    *request = nullptr;
+    CHORUS_RETURN_IF_ERROR(checkShards(dataShards, parityShards));
+    joinBackground(comm);
+    auto result = std::make_shared<chorus::OpResult>();
+    auto* req = new chorusRequest();
+    req->comm = comm->impl;
+    req->result = result;
+    std::string dir = spillDirectory ? spillDirectory : "";
+    std::lock_guard<std::mutex> lk(comm->bgMu);
+    comm->background.emplace_back([comm, impl = comm->impl, result, dataShards, parityShards, dir] {
+      auto r = comm->snapshots.take(*impl, comm->state, dataShards, parityShards, dir);
+      if (r.isOk()) {
+        result->info.bytesSent = r.value().bytesSent;
+        result->info.bytesReceived = r.value().bytesReceived;
+        result->info.algorithm = "snapshot";
+      }
+      result->status = r.status();
+      result->finished.store(true, std::memory_order_release);
+      impl->wake();
+    });
+    *request = req;
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusRecover(chorusComm_t comm, uint64_t adoptPeerId,
+                                        chorusSnapshotInfo_t* info) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    CHORUS_RETURN_IF_ERROR(checkSnapshotInfo(info));
+    joinBackground(comm);
+    CHORUS_ASSIGN_OR_RETURN(auto r,
+                            comm->snapshots.recover(*comm->impl, comm->state, adoptPeerId));
+    fillSnapshotInfo(info, r);
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusSnapshotProtect(chorusComm_t comm, chorusSnapshotInfo_t* info) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    CHORUS_RETURN_IF_ERROR(checkSnapshotInfo(info));
+    joinBackground(comm);
+    CHORUS_ASSIGN_OR_RETURN(auto r, comm->snapshots.protect(*comm->impl));
+    fillSnapshotInfo(info, r);
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusSnapshotLoad(chorusComm_t comm, const char* directory,
+                                             chorusSnapshotInfo_t* info) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    CHORUS_RETURN_IF_ERROR(checkSnapshotInfo(info));
+    if (!directory || !*directory) return chorus::invalidArgument("directory is NULL or empty");
+    joinBackground(comm);
+    CHORUS_ASSIGN_OR_RETURN(auto r, comm->snapshots.load(directory));
+    fillSnapshotInfo(info, r);
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusSnapshotGetInfo(chorusComm_t comm, chorusSnapshotInfo_t* info) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!info) return chorus::invalidArgument("info is NULL");
+    CHORUS_RETURN_IF_ERROR(checkSnapshotInfo(info));
+    fillSnapshotInfo(info, comm->snapshots.describe());
+    return Status::ok();
+  });
+}

@@ -62,6 +62,9 @@ class Communicator final : public ProgressEngine::Client,
   // Wait for / poll an operation started by *Async.
   Status wait(const std::shared_ptr<OpResult>& r, OpInfo* info);
   bool test(const std::shared_ptr<OpResult>& r);
+  // Wakes threads waiting in wait(): work finished outside the engine (a
+  // background snapshot thread completing a request).
+  void wake() { engine_.wake(); }
 
   // Topology.
   Status optimizeTopology();

@@ -11,6 +11,7 @@ size_t dataTypeSize(DataType t) {
       return 1;
     case DataType::kFloat16:
     case DataType::kBfloat16:
+    case DataType::kInt16:
       return 2;
     case DataType::kInt32:
     case DataType::kUint32:
@@ -46,6 +47,8 @@ const char* dataTypeName(DataType t) {
       return "float";
     case DataType::kFloat64:
       return "double";
+    case DataType::kInt16:
+      return "int16";
   }
   return "?";
 }
@@ -81,7 +84,7 @@ bool parseDataType(const std::string& s, DataType* out) {
     const char* name;
     DataType t;
   } static const kNames[] = {
-      {"int8", DataType::kInt8},       {"uint8", DataType::kUint8},
+      {"int8", DataType::kInt8},       {"int16", DataType::kInt16},       {"uint8", DataType::kUint8},
       {"int32", DataType::kInt32},     {"uint32", DataType::kUint32},
       {"int64", DataType::kInt64},     {"uint64", DataType::kUint64},
       {"half", DataType::kFloat16},    {"fp16", DataType::kFloat16},

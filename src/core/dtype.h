@@ -20,8 +20,9 @@ enum class DataType : uint8_t {
   kBfloat16 = 7,
   kFloat32 = 8,
   kFloat64 = 9,
+  kInt16 = 10,
 };
-constexpr int kNumDataTypes = 10;
+constexpr int kNumDataTypes = 11;
 
 enum class RedOp : uint8_t { kSum = 0, kProd = 1, kMax = 2, kMin = 3, kAvg = 4 };
 constexpr int kNumRedOps = 5;

@@ -8,15 +8,12 @@
 #include "src/core/communicator.h"
 #include "src/core/hash.h"
 #include "src/core/log.h"
+#include "src/state/joint.h"
 
 namespace chorus::state {
 
 namespace {
 
-// Collective tag of the sync's all-gathers; p2p user tag of its transfers
-// (bit 31: above every tag the C API accepts from users).
-constexpr uint64_t kTagState = kInternalTagBit | 3;
-constexpr uint64_t kTransferTag = 0x80000001u;
 constexpr int kMaxRounds = 8;
 
 // What each peer publishes at the start of a round (all-gathered).
@@ -30,19 +27,9 @@ struct Chunk {
   size_t bytes;
 };
 
-bool retryable(const Status& s) {
-  return s.code() == Code::kAborted || s.code() == Code::kDeadlineExceeded;
-}
-
 Status allGather(Communicator& comm, const void* in, void* out, size_t words) {
-  algo::CollectiveArgs a;
-  a.collective = algo::Collective::kAllGather;
-  a.sendbuf = in;
-  a.recvbuf = out;
-  a.count = words;
-  a.dtype = DataType::kUint64;
-  CHORUS_ASSIGN_OR_RETURN(auto r, comm.runAsync(a, kTagState));
-  return comm.wait(r, nullptr);
+  return allGatherWords(comm, kTagState, static_cast<const uint64_t*>(in),
+                        static_cast<uint64_t*>(out), words);
 }
 
 }  // namespace
@@ -71,6 +58,10 @@ void SharedState::setRevision(uint64_t r) {
 uint64_t SharedState::revision() {
   std::lock_guard<std::mutex> lk(mu_);
   return revision_;
+}
+std::map<std::string, Buffer> SharedState::registry() {
+  std::lock_guard<std::mutex> lk(mu_);
+  return buffers_;
 }
 size_t SharedState::size() {
   std::lock_guard<std::mutex> lk(mu_);

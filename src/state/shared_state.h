@@ -60,6 +60,8 @@ class SharedState {
   void setRevision(uint64_t r);
   uint64_t revision();
   size_t size();
+  // A copy of the registry (ordered by name); the buffers stay the caller's.
+  std::map<std::string, Buffer> registry();
 
   Result<SyncReport> sync(Communicator& comm, Strategy strategy);
 

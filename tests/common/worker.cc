@@ -66,7 +66,7 @@ struct Opts {
 };
 
 const char* kTypeNames[] = {"int8",   "uint8", "int32",    "uint32", "int64",
-                            "uint64", "half",  "bfloat16", "float",  "double"};
+                            "uint64", "half",  "bfloat16", "float",  "double", "int16"};
 const char* kOpNames[] = {"sum", "prod", "max", "min", "avg"};
 
 std::vector<size_t> parseList(const std::string& s) {

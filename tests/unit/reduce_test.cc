@@ -95,6 +95,9 @@ TEST(Reduce, Int8) {
 TEST(Reduce, Uint8) {
   checkPlain<uint8_t>(DataType::kUint8);
 }
+TEST(Reduce, Int16) {
+  checkPlain<int16_t>(DataType::kInt16);
+}
 TEST(Reduce, Int32) {
   checkPlain<int32_t>(DataType::kInt32);
 }

@@ -52,7 +52,7 @@ struct Args {
 };
 
 const char* kTypeNames[] = {"int8",   "uint8", "int32",    "uint32", "int64",
-                            "uint64", "half",  "bfloat16", "float",  "double"};
+                            "uint64", "half",  "bfloat16", "float",  "double", "int16"};
 const char* kOpNames[] = {"sum", "prod", "max", "min", "avg"};
 
 bool parseSize(const std::string& s, size_t* out) {

@@ -61,6 +61,9 @@ void store(chorusDataType_t t, void* p, size_t i, double v) {
     case chorusUint8:
       static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(static_cast<int64_t>(v));
       break;
+    case chorusInt16:
+      static_cast<int16_t*>(p)[i] = static_cast<int16_t>(static_cast<int64_t>(v));
+      break;
     case chorusInt32:
       static_cast<int32_t*>(p)[i] = static_cast<int32_t>(static_cast<int64_t>(v));
       break;
@@ -135,6 +138,9 @@ void fillExpected(chorusDataType_t t, chorusRedOp_t op, void* buf, size_t count,
           break;
         case chorusUint8:
           store(t, buf, i, static_cast<double>(static_cast<uint8_t>(acc) / n));
+          break;
+        case chorusInt16:
+          store(t, buf, i, static_cast<double>(static_cast<int16_t>(acc) / n));
           break;
         case chorusInt32:
           store(t, buf, i, static_cast<double>(static_cast<int32_t>(acc) / n));
