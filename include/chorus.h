@@ -224,6 +224,9 @@ CHORUS_API chorusResult_t chorusCommRank(chorusComm_t comm, int* rank);
 CHORUS_API chorusResult_t chorusCommWorldSize(chorusComm_t comm, int* worldSize);
 /* Epoch of the current view; it only grows. */
 CHORUS_API chorusResult_t chorusCommEpoch(chorusComm_t comm, uint64_t* epoch);
+/* This peer's id: unique in the job, stable across view changes (ranks are
+ * not). Names a departed peer in chorusRecover(adoptPeerId). */
+CHORUS_API chorusResult_t chorusCommPeerId(chorusComm_t comm, uint64_t* peerId);
 /* The first asynchronous error recorded on the communicator (sticky), or
  * chorusSuccess. */
 CHORUS_API chorusResult_t chorusCommGetAsyncError(chorusComm_t comm, chorusResult_t* asyncError);

@@ -601,6 +601,15 @@ CHORUS_API chorusResult_t chorusCommEpoch(chorusComm_t comm, uint64_t* epoch) {
   });
 }
 
+CHORUS_API chorusResult_t chorusCommPeerId(chorusComm_t comm, uint64_t* peerId) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    if (!peerId) return chorus::invalidArgument("peerId is NULL");
+    *peerId = comm->impl->peerId();
+    return Status::ok();
+  });
+}
+
 CHORUS_API chorusResult_t chorusCommGetAsyncError(chorusComm_t comm, chorusResult_t* asyncError) {
   return guard(comm, [&]() -> Status {
     CHORUS_RETURN_IF_ERROR(requireComm(comm));

@@ -64,61 +64,6 @@ struct Reader {
   }
 };
 
-// ---- the snapshot's image: sections laid end to end, read in ranges ----
-
-struct Image {
-  const Manifest* m = nullptr;
-  std::vector<const uint8_t*> src;  // per section
-
-  // Copies image bytes [off, off+len) into dst; past the end reads zeros.
-  void copy(uint64_t off, size_t len, uint8_t* dst) const {
-    size_t done = 0;
-    auto it = std::upper_bound(
-        m->sections.begin(), m->sections.end(), off,
-        [](uint64_t o, const Section& s) { return o < s.offset + s.bytes; });
-    for (size_t i = it - m->sections.begin(); done < len && i < m->sections.size(); ++i) {
-      const Section& s = m->sections[i];
-      uint64_t at = off + done;
-      if (at < s.offset || s.bytes == 0) continue;
-      size_t take = static_cast<size_t>(std::min<uint64_t>(len - done, s.offset + s.bytes - at));
-      std::memcpy(dst + done, src[i] + (at - s.offset), take);
-      done += take;
-    }
-    if (done < len) std::memset(dst + done, 0, len - done);
-  }
-  // A pointer to [off, off+len) where it lies inside one section (no copy),
-  // else the bytes copied into scratch.
-  const uint8_t* range(uint64_t off, size_t len, uint8_t* scratch) const {
-    auto it = std::upper_bound(
-        m->sections.begin(), m->sections.end(), off,
-        [](uint64_t o, const Section& s) { return o < s.offset + s.bytes; });
-    if (it != m->sections.end() && off >= it->offset && off + len <= it->offset + it->bytes)
-      return src[it - m->sections.begin()] + (off - it->offset);
-    copy(off, len, scratch);
-    return scratch;
-  }
-};
-
-// Shard `index` of the image: a slice for data shards, one parity row
-// otherwise, computed piece by piece so the sources stay in cache.
-std::vector<uint8_t> computeShard(const ErasureCode& ec, const Image& img, int index) {
-  const Manifest& m = *img.m;
-  std::vector<uint8_t> out(m.shardBytes);
-  if (index < static_cast<int>(m.k)) {
-    img.copy(static_cast<uint64_t>(index) * m.shardBytes, m.shardBytes, out.data());
-    return out;
-  }
-  std::vector<uint8_t> scratch(static_cast<size_t>(m.k) * kPieceBytes);
-  std::vector<const uint8_t*> src(m.k);
-  for (uint64_t o = 0; o < m.shardBytes; o += kPieceBytes) {
-    size_t len = static_cast<size_t>(std::min<uint64_t>(kPieceBytes, m.shardBytes - o));
-    for (uint32_t i = 0; i < m.k; ++i)
-      src[i] = img.range(i * m.shardBytes + o, len, scratch.data() + i * kPieceBytes);
-    ec.encodeOne(index - static_cast<int>(m.k), src.data(), out.data() + o, len);
-  }
-  return out;
-}
-
 // ---- census: what every member holds (all-gathered) ----
 
 struct Census {
@@ -240,6 +185,50 @@ void maybeCorrupt(std::vector<uint8_t>& shard) {
 }  // namespace
 
 // ---------------------------------------------------------------------------
+// Image
+// ---------------------------------------------------------------------------
+
+void Image::copy(uint64_t off, size_t len, uint8_t* dst) const {
+  size_t done = 0;
+  auto it = std::upper_bound(m->sections.begin(), m->sections.end(), off,
+                             [](uint64_t o, const Section& s) { return o < s.offset + s.bytes; });
+  for (size_t i = it - m->sections.begin(); done < len && i < m->sections.size(); ++i) {
+    const Section& s = m->sections[i];
+    uint64_t at = off + done;
+    if (at < s.offset || s.bytes == 0) continue;
+    size_t take = static_cast<size_t>(std::min<uint64_t>(len - done, s.offset + s.bytes - at));
+    std::memcpy(dst + done, src[i] + (at - s.offset), take);
+    done += take;
+  }
+  if (done < len) std::memset(dst + done, 0, len - done);
+}
+
+const uint8_t* Image::range(uint64_t off, size_t len, uint8_t* scratch) const {
+  auto it = std::upper_bound(m->sections.begin(), m->sections.end(), off,
+                             [](uint64_t o, const Section& s) { return o < s.offset + s.bytes; });
+  if (it != m->sections.end() && off >= it->offset && off + len <= it->offset + it->bytes)
+    return src[it - m->sections.begin()] + (off - it->offset);
+  copy(off, len, scratch);
+  return scratch;
+}
+
+void computeShard(const ErasureCode& ec, const Image& img, int index, uint8_t* out) {
+  const Manifest& m = *img.m;
+  if (index < static_cast<int>(m.k)) {
+    img.copy(static_cast<uint64_t>(index) * m.shardBytes, m.shardBytes, out);
+    return;
+  }
+  std::vector<uint8_t> scratch(static_cast<size_t>(m.k) * kPieceBytes);
+  std::vector<const uint8_t*> src(m.k);
+  for (uint64_t o = 0; o < m.shardBytes; o += kPieceBytes) {
+    size_t len = static_cast<size_t>(std::min<uint64_t>(kPieceBytes, m.shardBytes - o));
+    for (uint32_t i = 0; i < m.k; ++i)
+      src[i] = img.range(i * m.shardBytes + o, len, scratch.data() + i * kPieceBytes);
+    ec.encodeOne(index - static_cast<int>(m.k), src.data(), out + o, len);
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Manifest
 // ---------------------------------------------------------------------------
 
@@ -314,7 +303,24 @@ SnapshotStore::Held SnapshotStore::current() {
 
 void SnapshotStore::install(Held h) {
   std::lock_guard<std::mutex> lk(mu_);
+  for (auto& [i, shard] : held_.shards) {
+    bool kept = false;
+    for (auto& [j, s] : h.shards) kept |= s == shard;
+    // Only this store references it (no send in flight): reusable.
+    if (!kept && shard.use_count() == 1)
+      spare_ = std::move(*std::const_pointer_cast<std::vector<uint8_t>>(shard));
+  }
   held_ = std::move(h);
+}
+
+std::vector<uint8_t> SnapshotStore::takeSpare(size_t bytes) {
+  std::vector<uint8_t> v;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    v.swap(spare_);
+  }
+  v.resize(bytes);  // same size as last time: no page is touched here
+  return v;
 }
 
 SnapshotReport SnapshotStore::describe() {
@@ -443,7 +449,8 @@ Result<SnapshotReport> SnapshotStore::takeOnce(Communicator& comm, SharedState& 
   uint64_t myHash = 0;
   auto t0 = std::chrono::steady_clock::now();
   if (me < k + m) {
-    auto bytes = computeShard(ec, img, me);
+    auto bytes = takeSpare(man->shardBytes);
+    computeShard(ec, img, me, bytes.data());
     myHash = hash64(bytes.data(), bytes.size());
     maybeCorrupt(bytes);
     next.shards[me] = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
@@ -696,7 +703,8 @@ Result<SnapshotReport> SnapshotStore::recoverOnce(Communicator& comm, SharedStat
   for (auto [i, rank] : placements(g, &missing)) {
     ++rep.shardsRebuilt;
     if (rank != me) continue;
-    auto bytes = computeShard(ec, img, i);
+    std::vector<uint8_t> bytes(S);
+    computeShard(ec, img, i, bytes.data());
     if (hash64(bytes.data(), bytes.size()) != man.shardHash[i])
       return internalError("snapshot shard " + std::to_string(i) + " recomputed with another hash");
     next.shards[i] = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));

@@ -71,6 +71,26 @@ struct Manifest {
   static Result<Manifest> parse(const uint8_t* p, size_t n);  // bounds-checked
 };
 
+class ErasureCode;
+
+// The snapshot's byte image: the manifest's sections laid end to end, each
+// read from its own source (a registered buffer, or received bytes).
+struct Image {
+  const Manifest* m = nullptr;
+  std::vector<const uint8_t*> src;  // per section
+
+  // Copies image bytes [off, off+len) into dst; past the end reads zeros.
+  void copy(uint64_t off, size_t len, uint8_t* dst) const;
+  // A pointer to [off, off+len) where it lies inside one section (no copy),
+  // else the bytes copied into scratch.
+  const uint8_t* range(uint64_t off, size_t len, uint8_t* scratch) const;
+};
+
+// Shard `index` of the image into out (shardBytes): a slice for data shards,
+// one parity row otherwise, computed in 1 MiB pieces straight from the
+// sources so they stay in cache.
+void computeShard(const ErasureCode& ec, const Image& img, int index, uint8_t* out);
+
 class SnapshotStore {
  public:
   // Joint calls.
@@ -96,8 +116,13 @@ class SnapshotStore {
   Result<SnapshotReport> recoverOnce(Communicator& comm, SharedState& state, uint64_t adopt,
                                      bool restore);
 
+  // A shard buffer the previous snapshot no longer needs: periodic snapshots
+  // reuse it instead of faulting in fresh pages every time.
+  std::vector<uint8_t> takeSpare(size_t bytes);
+
   std::mutex mu_;
   Held held_;
+  std::vector<uint8_t> spare_;
 };
 
 }  // namespace chorus::state

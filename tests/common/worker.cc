@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -63,6 +64,15 @@ struct Opts {
   uint64_t stateRevision = 5;
   int stateDelayMs = 0;  // sleep before syncing (lets a test kill a holder first)
   bool stateOtherLayout = false;
+  // snapshot scenario
+  int snapK = 4, snapM = 2;
+  std::string snapSpill, snapLoad;
+  int snapWaitSize = 0;   // before recovering (or admitting joiners): wait for this size
+  int snapJoiners = 0;    // members: admit this many joiners after the first wait
+  int snapWaitSize2 = 0;  // after admitting joiners / being protected: wait for this size
+  uint64_t snapAdopt = 0;
+  int snapAdoptRank = -1;
+  bool snapAsync = false;
 };
 
 const char* kTypeNames[] = {"int8",   "uint8", "int32",    "uint32", "int64",
@@ -446,6 +456,157 @@ int runState(chorusComm_t comm, const Opts& o) {
   return failures;
 }
 
+// Erasure-coded snapshots. Members fill the state (revision 5; private "rng"
+// from their rank), snapshot it, then change it all (revision 6), so only a
+// real recovery brings the snapshot's bytes back. The test kills peers in
+// between; --snap-wait-size makes survivors wait for the view that lost
+// them. Joiners (re-protection test) wait until the background protection
+// gave them a shard. Loaders restart from spilled files.
+bool waitForSize(chorusComm_t comm, int size, int timeoutMs) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  while (sizeOf(comm) != size) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    int pending = 0;
+    chorusPeersPending(comm, &pending);  // drives membership progress
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+void fillRng(uint8_t* rng, int rank) {
+  for (int i = 0; i < 64; ++i) rng[i] = static_cast<uint8_t>(rank * 37 + i * 11 + 1);
+}
+
+int runSnapshot(chorusComm_t comm, const Opts& o) {
+  const int rank0 = rankOf(comm);
+  std::vector<float> w(o.stateBytes / 4);
+  uint64_t step = 0;
+  uint8_t rng[64];
+  fillRng(rng, o.joiner || !o.snapLoad.empty() ? 200 + rank0 : rank0);
+  uint8_t rngWant[64];
+  fillRng(rngWant, o.snapAdoptRank >= 0 ? o.snapAdoptRank : rank0);
+  if ((o.joiner || !o.snapLoad.empty()) && o.snapAdoptRank < 0)
+    std::memcpy(rngWant, rng, 64);  // nothing of theirs was saved: left as it is
+  int failures = 0;
+  chorusStateRegister(comm, "weights", w.data(), w.size(), chorusFloat32, 0);
+  chorusStateRegister(comm, "step", &step, 1, chorusUint64, 0);
+  chorusStateRegister(comm, "rng", rng, 64, chorusUint8, CHORUS_STATE_NO_EQUALITY);
+  uint64_t me = 0;
+  chorusCommPeerId(comm, &me);
+  chorusSnapshotInfo_t info;
+  auto fresh = [&] {
+    std::memset(&info, 0, sizeof(info));
+    info.size = sizeof(info);
+  };
+  auto errText = [&](chorusResult_t rc) {
+    std::string e = rc == chorusSuccess ? "" : chorusGetLastError(comm);
+    for (char& c : e)
+      if (c == ' ') c = '_';
+    return e;
+  };
+
+  if (!o.snapLoad.empty()) {
+    fresh();
+    chorusResult_t rc = chorusSnapshotLoad(comm, o.snapLoad.c_str(), &info);
+    std::printf("LOAD rc=%d rank=%d held=%d corrupt=%d revision=%llu err=%s\n", rc, rank0,
+                info.shardsHeld, info.shardsCorrupt,
+                static_cast<unsigned long long>(info.revision), errText(rc).c_str());
+  } else if (o.joiner) {
+    // Joined through the members' chorusUpdateMembership: the background
+    // protection that follows should place a lost shard here.
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    do {
+      fresh();
+      chorusSnapshotGetInfo(comm, &info);
+      if (info.shardsHeld > 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } while (std::chrono::steady_clock::now() < end);
+    std::printf("PROTECTED rank=%d held=%d\n", rank0, info.shardsHeld);
+    std::fflush(stdout);
+  } else {
+    fillState(w, step, 0);
+    chorusStateSetRevision(comm, 5);
+    fresh();
+    auto t0 = std::chrono::steady_clock::now();
+    chorusResult_t rc;
+    if (o.snapAsync) {
+      chorusRequest_t req = nullptr;
+      rc = chorusSnapshotAsync(comm, o.snapK, o.snapM, o.snapSpill.empty() ? nullptr : o.snapSpill.c_str(), &req);
+      if (rc == chorusSuccess) {
+        // Overlap: keep computing on a copy while the snapshot encodes.
+        int polls = 0, done = 0;
+        double sink = 0;
+        while (!done && chorusTest(&req, &done, nullptr) == chorusSuccess && !done) {
+          for (int i = 0; i < 1000; ++i) sink += std::sqrt(static_cast<double>(i + polls));
+          ++polls;
+        }
+        if (req) rc = chorusWait(&req, nullptr);
+        std::printf("ASYNC polls=%d sink=%.0f\n", polls, sink);
+      }
+      chorusSnapshotGetInfo(comm, &info);
+    } else {
+      rc = chorusSnapshot(comm, o.snapK, o.snapM, o.snapSpill.empty() ? nullptr : o.snapSpill.c_str(), &info);
+    }
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::printf(
+        "SNAPSHOT rc=%d rank=%d peer=%llu held=%d id=%016llx state_bytes=%llu shard_bytes=%llu "
+        "codec_ms=%.2f ms=%.1f err=%s\n",
+        rc, rank0, static_cast<unsigned long long>(me), info.shardsHeld,
+        static_cast<unsigned long long>(info.snapshotId),
+        static_cast<unsigned long long>(info.stateBytes),
+        static_cast<unsigned long long>(info.shardBytes), info.codecSeconds * 1e3, ms,
+        errText(rc).c_str());
+    if (rc != chorusSuccess) ++failures;
+    // Training moves on: everything differs from the snapshot now.
+    fillState(w, step, 2);
+    std::memset(rng, 0, 64);
+    chorusStateSetRevision(comm, 6);
+    std::printf("SNAPSHOT_TAKEN rank=%d\n", rank0);
+    std::fflush(stdout);
+    if (o.snapWaitSize > 0 && !waitForSize(comm, o.snapWaitSize, 20000)) {
+      std::printf("FAIL size never reached %d (is %d)\n", o.snapWaitSize, sizeOf(comm));
+      return failures + 1;
+    }
+    if (o.snapJoiners > 0) {
+      int pending = 0;
+      auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (pending < o.snapJoiners && std::chrono::steady_clock::now() < end) {
+        chorusPeersPending(comm, &pending);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      rc = chorusUpdateMembership(comm);
+      std::printf("REJOINED rc=%d size=%d\n", rc, sizeOf(comm));
+      std::fflush(stdout);
+    }
+  }
+  if (o.snapWaitSize2 > 0 && !waitForSize(comm, o.snapWaitSize2, 30000)) {
+    std::printf("FAIL size never reached %d (is %d)\n", o.snapWaitSize2, sizeOf(comm));
+    return failures + 1;
+  }
+
+  fresh();
+  auto t0 = std::chrono::steady_clock::now();
+  chorusResult_t rc = chorusRecover(comm, o.snapAdopt, &info);
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<float> want(w.size());
+  uint64_t wantStep = 0;
+  fillState(want, wantStep, 0);
+  uint64_t rev = 0;
+  chorusStateGetRevision(comm, &rev);
+  std::printf(
+      "RECOVER rc=%d rank=%d size=%d revision=%llu lost=%d corrupt=%d rebuilt=%d missing=%d "
+      "held=%d weights_ok=%d step_ok=%d rng_ok=%d received=%llu ms=%.1f err=%s\n",
+      rc, rankOf(comm), sizeOf(comm), static_cast<unsigned long long>(rev), info.shardsLost,
+      info.shardsCorrupt, info.shardsRebuilt, info.shardsMissing, info.shardsHeld,
+      std::memcmp(want.data(), w.data(), w.size() * 4) == 0 ? 1 : 0, step == wantStep ? 1 : 0,
+      std::memcmp(rng, rngWant, 64) == 0 ? 1 : 0,
+      static_cast<unsigned long long>(info.bytesReceived), ms, errText(rc).c_str());
+  std::fflush(stdout);
+  return failures;
+}
+
 int runTopo(chorusComm_t comm, const Opts& o) {
   std::vector<float> buf(o.count, 1.0f);
   auto timeRing = [&]() {
@@ -694,6 +855,16 @@ int main(int argc, char** argv) {
   app.add_option("--state-revision", o.stateRevision);
   app.add_option("--state-delay-ms", o.stateDelayMs);
   app.add_flag("--state-other-layout", o.stateOtherLayout);
+  app.add_option("--snap-k", o.snapK);
+  app.add_option("--snap-m", o.snapM);
+  app.add_option("--snap-spill", o.snapSpill);
+  app.add_option("--snap-load", o.snapLoad);
+  app.add_option("--snap-wait-size", o.snapWaitSize);
+  app.add_option("--snap-joiners", o.snapJoiners);
+  app.add_option("--snap-wait-size2", o.snapWaitSize2);
+  app.add_option("--snap-adopt", o.snapAdopt);
+  app.add_option("--snap-adopt-rank", o.snapAdoptRank);
+  app.add_flag("--snap-async", o.snapAsync);
   CLI11_PARSE(app, argc, argv);
   setvbuf(stdout, nullptr, _IOLBF, 0);
 
@@ -744,6 +915,8 @@ int main(int argc, char** argv) {
     failures = runP2P(comm, o);
   else if (o.scenario == "state")
     failures = runState(comm, o);
+  else if (o.scenario == "snapshot")
+    failures = runSnapshot(comm, o);
   else if (o.scenario == "topo")
     failures = runTopo(comm, o);
   else if (o.scenario == "train")
