@@ -115,6 +115,7 @@ INSTANTIATE_TEST_SUITE_P(Snapshot, EveryPairOfLosses, ::testing::ValuesIn(allPai
 TEST(Snapshot, EightPlusTwoSurvivesTwoLosses) {
   killAndRecover(10, 8, 2, {0, 5}, "eight1");
   killAndRecover(10, 8, 2, {3, 9}, "eight2");
+  killAndRecover(10, 8, 2, {8, 9}, "eight3");
 }
 
 TEST(Snapshot, CorruptShardIsDetectedAndExcluded) {
