@@ -397,13 +397,18 @@ CHORUS_API chorusResult_t chorusGroupEnd(void);
 /* ------------------------------------------------------------------------- */
 /* Shared state                                                               */
 /* ------------------------------------------------------------------------- */
-/* Named host buffers (weights, optimizer state, counters) that every peer of
+/* Named buffers (weights, optimizer state, counters) that every peer of
  * the job must hold bit-identically, with one revision number per peer.
  * Every peer registers the same names with the same dtypes and counts (a
  * joiner allocates them and registers before syncing). Buffers registered
  * with CHORUS_STATE_NO_EQUALITY (per-peer RNG state, ...) are never compared
  * or transferred. The registry and buffers must not change during a sync. */
 #define CHORUS_STATE_NO_EQUALITY 1u
+/* The buffer is CUDA device (or managed) memory of the current device. It is
+ * hashed on the GPU with the same XXH3-64 as host buffers (so a GPU peer and
+ * a CPU peer agree on the state) and moved through host staging copies.
+ * chorusUnsupported if this build or machine has no CUDA. */
+#define CHORUS_STATE_CUDA_DEVICE 2u
 typedef enum {
   chorusStateEnforcePopular = 0, /* vote; take the group's state if different */
   chorusStateReceiveOnly = 1,    /* never vote (a joiner); take the group's state */

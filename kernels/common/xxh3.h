@@ -211,6 +211,9 @@ CHORUS_HD uint64_t laneLong(const uint8_t* p, size_t len, int lane) {
   const size_t blocks = (len - 1) / kBlock;
   for (size_t b = 0; b < blocks; ++b) {
     const uint8_t* blk = p + b * kBlock;
+#if defined(__CUDA_ARCH__)
+#pragma unroll  // all 16 stripes' loads in flight at once
+#endif
     for (size_t st = 0; st < kStripesPerBlock; ++st)
       acc = laneStripe(acc, blk + st * kStripe, s + st * 8, lane);
     acc = laneScramble(acc, s + kSecretSize - kStripe, lane);

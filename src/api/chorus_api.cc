@@ -19,6 +19,7 @@
 #include "src/core/log.h"
 #include "src/membership/coordinator.h"
 #include "src/state/shared_state.h"
+#include "kernels/cuda/device.h"
 #include "src/state/erasure.h"
 #include "src/state/snapshot.h"
 
@@ -1038,13 +1039,21 @@ CHORUS_API chorusResult_t chorusStateRegister(chorusComm_t comm, const char* nam
     if (!name) return chorus::invalidArgument("name is NULL");
     if (static_cast<int>(dtype) < 0 || static_cast<int>(dtype) >= chorusNumDataTypes)
       return chorus::invalidArgument("unknown dtype " + std::to_string(static_cast<int>(dtype)));
-    if (flags & ~CHORUS_STATE_NO_EQUALITY)
+    if (flags & ~(CHORUS_STATE_NO_EQUALITY | CHORUS_STATE_CUDA_DEVICE))
       return chorus::invalidArgument("unknown shared-state flags " + std::to_string(flags));
+    if ((flags & CHORUS_STATE_CUDA_DEVICE) && count > 0) {
+      std::string why = chorus::cuda::checkDevicePointer(buffer);
+      if (!why.empty())
+        return Status(chorus::cuda::available() ? Code::kInvalidArgument : Code::kUnimplemented,
+                      std::string("shared-state buffer '") + name +
+                          "' flagged CHORUS_STATE_CUDA_DEVICE: " + why);
+    }
     chorus::state::Buffer b;
     b.data = buffer;
     b.count = count;
     b.dtype = static_cast<chorus::DataType>(dtype);
     b.checkEquality = !(flags & CHORUS_STATE_NO_EQUALITY);
+    b.device = (flags & CHORUS_STATE_CUDA_DEVICE) != 0;
     if (count > (SIZE_MAX >> 4) / chorus::dataTypeSize(b.dtype))
       return chorus::invalidArgument("count " + std::to_string(count) + " is too large");
     return comm->state.add(name, b);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <list>
 #include <memory>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "src/core/hash.h"
 #include "src/core/log.h"
 #include "src/state/joint.h"
+#include "kernels/cuda/device.h"
 
 namespace chorus::state {
 
@@ -25,6 +27,7 @@ constexpr size_t kHeaderWords = sizeof(Header) / sizeof(uint64_t);
 struct Chunk {
   uint8_t* data;
   size_t bytes;
+  bool device;  // CUDA memory: moved through a host staging copy
 };
 
 Status allGather(Communicator& comm, const void* in, void* out, size_t words) {
@@ -79,12 +82,24 @@ Result<SyncReport> SharedState::sync(Communicator& comm, Strategy strategy) {
                   std::to_string(b.count) + ';';
     auto* p = static_cast<uint8_t*>(b.data);
     for (size_t off = 0; off < b.bytes(); off += kChunkBytes)
-      chunks.push_back({p + off, std::min(kChunkBytes, b.bytes() - off)});
+      chunks.push_back({p + off, std::min(kChunkBytes, b.bytes() - off), b.device});
   }
   const uint64_t layout = hash64(layoutText.data(), layoutText.size());
   const size_t nChunks = chunks.size();
   std::vector<uint64_t> mine(nChunks);
-  for (size_t c = 0; c < nChunks; ++c) mine[c] = hash64(chunks[c].data, chunks[c].bytes);
+  // Device buffers are hashed on the GPU by the same XXH3 (kernels/common/xxh3.h).
+  for (size_t c = 0, base = 0; c < nChunks; c = base) {
+    base = c + 1;
+    if (!chunks[c].device) {
+      mine[c] = hash64(chunks[c].data, chunks[c].bytes);
+      continue;
+    }
+    size_t bytes = chunks[c].bytes;
+    while (base < nChunks && chunks[base].device && chunks[base].data == chunks[c].data + bytes)
+      bytes += chunks[base++].bytes;
+    std::string e = cuda::hashChunks(chunks[c].data, bytes, kChunkBytes, &mine[c]);
+    if (!e.empty()) return Status(Code::kSystem, "hashing a device buffer: " + e);
+  }
 
   SyncReport report;
   for (int round = 0; round < kMaxRounds; ++round) {
@@ -161,8 +176,11 @@ Result<SyncReport> SharedState::sync(Communicator& comm, Strategy strategy) {
     std::vector<std::shared_ptr<OpResult>> ops;
     std::vector<size_t> received;  // chunk per receive op (same order as recvOps)
     std::vector<std::shared_ptr<OpResult>> recvOps;
+    std::list<std::vector<uint8_t>> staging;  // host copies of device chunks (stable addresses)
+    std::vector<uint8_t*> receivedInto;       // per receive posted: where the bytes land
+    Status deviceError;
     const size_t H = holders.size();
-    for (int p = 0; p < n; ++p) {
+    for (int p = 0; p < n && deviceError.isOk(); ++p) {
       if (all[p].stateHash == want) continue;
       const uint64_t* theirs = hashes.data() + static_cast<size_t>(p) * nChunks;
       for (size_t c = 0; c < nChunks; ++c) {
@@ -172,13 +190,25 @@ Result<SyncReport> SharedState::sync(Communicator& comm, Strategy strategy) {
         algo::CollectiveArgs a;
         a.dtype = DataType::kUint8;
         a.count = chunks[c].bytes;
+        uint8_t* buf = chunks[c].data;
+        if (chunks[c].device) {
+          staging.emplace_back(chunks[c].bytes);
+          buf = staging.back().data();
+          if (from == me) {
+            std::string e = cuda::copyToHost(buf, chunks[c].data, chunks[c].bytes);
+            if (!e.empty()) {
+              deviceError = Status(Code::kSystem, "staging a device chunk: " + e);
+              break;  // wait for what is posted (it uses staging), then fail
+            }
+          }
+        }
         if (from == me) {
           a.collective = algo::Collective::kSend;
-          a.sendbuf = chunks[c].data;
+          a.sendbuf = buf;
           a.rootPeerId = all[p].peerId;  // the plan's ranks are this round's view
         } else {
           a.collective = algo::Collective::kRecv;
-          a.recvbuf = chunks[c].data;
+          a.recvbuf = buf;
           a.rootPeerId = all[from].peerId;
         }
         auto r = comm.runAsync(a, kTransferTag);
@@ -191,6 +221,7 @@ Result<SyncReport> SharedState::sync(Communicator& comm, Strategy strategy) {
         } else {
           recvOps.push_back(std::move(r).value());
           received.push_back(c);
+          receivedInto.push_back(buf);
         }
       }
     }
@@ -207,12 +238,19 @@ Result<SyncReport> SharedState::sync(Communicator& comm, Strategy strategy) {
       size_t c = received[i];
       // Verified against the target hash; a failed or corrupt chunk keeps a
       // hash that differs, so the next round fetches it again elsewhere.
-      mine[c] = hash64(chunks[c].data, chunks[c].bytes);
+      const uint8_t* landed = receivedInto[i];
+      mine[c] = hash64(landed, chunks[c].bytes);
+      if (chunks[c].device && mine[c] == good[c]) {
+        std::string e = cuda::copyToDevice(chunks[c].data, landed, chunks[c].bytes);
+        if (!e.empty() && deviceError.isOk())
+          deviceError = Status(Code::kSystem, "writing a device chunk: " + e);
+      }
       if (rs.isOk()) report.bytesReceived += info.bytesReceived;
       if (rs.isOk() && mine[c] != good[c])
         LOG_WARN("shared state: chunk " << c << " received in round " << round
                                         << " does not match the group's hash; fetching again");
     }
+    CHORUS_RETURN_IF_ERROR(deviceError);
   }
   return unavailable("shared state did not converge in " + std::to_string(kMaxRounds) +
                      " rounds (peers kept failing during the transfer)");

@@ -39,6 +39,7 @@ struct Buffer {
   size_t count = 0;
   DataType dtype = DataType::kUint8;
   bool checkEquality = true;  // false: per-peer content (RNG state), never compared
+  bool device = false;        // CUDA device memory (hashed on the GPU, staged through host)
   size_t bytes() const { return count * dataTypeSize(dtype); }
 };
 

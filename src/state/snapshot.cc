@@ -15,6 +15,7 @@
 #include "src/core/log.h"
 #include "src/state/erasure.h"
 #include "src/state/joint.h"
+#include "kernels/cuda/device.h"
 
 namespace chorus::state {
 
@@ -353,6 +354,16 @@ Result<SnapshotReport> SnapshotStore::takeOnce(Communicator& comm, SharedState& 
   const uint64_t revision = state.revision();
   const int n = comm.worldSize(), me = comm.rank();
   if (reg.empty()) return failedPrecondition("chorusSnapshot: no shared-state buffer is registered");
+  // Device buffers: snapshot a host copy (taken now: the point in time).
+  std::map<std::string, std::vector<uint8_t>> staged;
+  for (auto& [name, b] : reg) {
+    if (!b.device) continue;
+    auto& copy = staged[name];
+    copy.resize(b.bytes());
+    std::string e = cuda::copyToHost(copy.data(), b.data, b.bytes());
+    if (!e.empty()) return Status(Code::kSystem, "snapshot of device buffer '" + name + "': " + e);
+    b.data = copy.data();
+  }
 
   // Layout of every buffer; hash of the replicated ones; my private bytes.
   std::string layoutText;
@@ -686,9 +697,17 @@ Result<SnapshotReport> SnapshotStore::recoverOnce(Communicator& comm, SharedStat
                                   std::to_string(s.count) +
                                   "); register it the same way before recovering");
     }
-    for (const Section& s : man.sections)
-      if (s.owner == 0 || s.owner == owner)
-        std::memcpy(reg.at(s.name).data, image.data() + s.offset, s.bytes);
+    for (const Section& s : man.sections) {
+      if (s.owner != 0 && s.owner != owner) continue;
+      const Buffer& b = reg.at(s.name);
+      if (!b.device) {
+        std::memcpy(b.data, image.data() + s.offset, s.bytes);
+        continue;
+      }
+      std::string e = cuda::copyToDevice(b.data, image.data() + s.offset, s.bytes);
+      if (!e.empty())
+        return Status(Code::kSystem, "restoring device buffer '" + s.name + "': " + e);
+    }
     state.setRevision(man.revision);
   }
 

@@ -1,0 +1,183 @@
+// CUDA paths: the GPU chunk hash equals the CPU hash (every length class,
+// unaligned starts), and a peer whose shared state lives in device memory
+// syncs, snapshots and recovers with peers whose state is in host memory.
+// Skipped where no GPU is present (except the refusal check, which runs
+// everywhere).
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "chorus.h"
+#include "kernels/cuda/device.h"
+#include "src/core/hash.h"
+
+namespace {
+
+#define SKIP_WITHOUT_GPU() \
+  if (!chorus::cuda::available()) GTEST_SKIP() << "no CUDA device on this machine"
+
+std::vector<uint8_t> randomBytes(size_t n, uint32_t seed) {
+  std::vector<uint8_t> v(n);
+  std::mt19937_64 rng(seed);
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t x = rng();
+    std::memcpy(v.data() + i, &x, std::min<size_t>(8, n - i));
+  }
+  return v;
+}
+
+struct DeviceBuffer {
+  void* p = nullptr;
+  explicit DeviceBuffer(size_t n) { EXPECT_EQ(cudaMalloc(&p, n), cudaSuccess); }
+  ~DeviceBuffer() { cudaFree(p); }
+};
+
+TEST(CudaHash, MatchesCpuForEveryLengthClassAndAlignment) {
+  SKIP_WITHOUT_GPU();
+  const size_t total = (5 << 20) + 1234;
+  auto host = randomBytes(total + 8, 7);
+  DeviceBuffer dev(total + 8);
+  ASSERT_EQ(cudaMemcpy(dev.p, host.data(), host.size(), cudaMemcpyHostToDevice), cudaSuccess);
+  for (size_t offset : {size_t{0}, size_t{1}, size_t{3}, size_t{8}})
+    for (size_t chunk : {size_t{1} << 20, size_t{4096}, size_t{1025}, size_t{241}, size_t{240},
+                         size_t{129}, size_t{128}, size_t{17}, size_t{16}, size_t{9}, size_t{8},
+                         size_t{4}, size_t{3}, size_t{1}}) {
+      size_t bytes = chunk < 64 ? 4096 + 5 : total;  // tiny chunks: fewer launches' worth
+      size_t n = (bytes + chunk - 1) / chunk;
+      std::vector<uint64_t> got(n);
+      ASSERT_EQ(chorus::cuda::hashChunks(static_cast<uint8_t*>(dev.p) + offset, bytes, chunk,
+                                         got.data()),
+                "");
+      for (size_t c = 0; c < n; ++c) {
+        size_t len = std::min(chunk, bytes - c * chunk);
+        ASSERT_EQ(got[c], chorus::hash64(host.data() + offset + c * chunk, len))
+            << "chunk " << c << " of " << chunk << " bytes at offset " << offset;
+      }
+    }
+}
+
+TEST(CudaHash, ThroughputIsReported) {
+  SKIP_WITHOUT_GPU();
+  const size_t bytes = size_t{1} << 30;
+  DeviceBuffer dev(bytes);
+  ASSERT_EQ(cudaMemset(dev.p, 0x5a, bytes), cudaSuccess);
+  std::vector<uint64_t> out(bytes >> 20);
+  ASSERT_EQ(chorus::cuda::hashChunks(dev.p, bytes, 1 << 20, out.data()), "");  // warm-up
+  double best = 0;
+  for (int r = 0; r < 5; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(chorus::cuda::hashChunks(dev.p, bytes, 1 << 20, out.data()), "");
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, bytes / s / 1e9);
+  }
+  cudaDeviceProp prop;
+  cudaGetDeviceProperties(&prop, 0);
+  std::printf("CUDA_HASH device=\"%s\" bytes=%zu chunk=1MiB best_GBps=%.1f\n", prop.name, bytes,
+              best);
+  std::vector<uint8_t> probe(1 << 20, 0x5a);
+  EXPECT_EQ(out[0], chorus::hash64(probe.data(), probe.size()));
+}
+
+TEST(CudaState, RegistrationIsCheckedEverywhere) {
+  chorusInit();
+  chorusCoordinatorParams_t cp;
+  chorusCoordinatorParamsInit(&cp);
+  cp.bindAddress = "127.0.0.1:0";
+  cp.secret = "cuda-test";
+  chorusCoordinator_t coord = nullptr;
+  ASSERT_EQ(chorusCoordinatorStart(&cp, &coord), chorusSuccess);
+  char addr[128];
+  chorusCoordinatorGetAddress(coord, addr, sizeof(addr));
+  chorusCommParams_t p;
+  chorusCommParamsInit(&p);
+  p.coordinator = addr;
+  p.secret = "cuda-test";
+  p.group = "reg";
+  p.expectedPeers = 1;
+  chorusComm_t comm = nullptr;
+  ASSERT_EQ(chorusCommCreate(&p, &comm), chorusSuccess);
+  ASSERT_EQ(chorusCommConnect(comm), chorusSuccess);
+  std::vector<float> host(16);
+  chorusResult_t rc = chorusStateRegister(comm, "w", host.data(), host.size(), chorusFloat32,
+                                          CHORUS_STATE_CUDA_DEVICE);
+  // A host pointer flagged as device memory: invalid where CUDA works,
+  // unsupported where it does not; never silently accepted.
+  EXPECT_EQ(rc, chorus::cuda::available() ? chorusInvalidArgument : chorusUnsupported)
+      << chorusGetLastError(comm);
+  EXPECT_NE(std::string(chorusGetLastError(comm)).find("CHORUS_STATE_CUDA_DEVICE"),
+            std::string::npos);
+  chorusCommDestroy(comm);
+  chorusCoordinatorStop(coord);
+  chorusFinalize();
+}
+
+// Three peers in threads: two hold the state in host memory, the third in
+// device memory starts empty (receive-only), syncs, then all snapshot 2+1;
+// the device peer's buffer is overwritten and recovered.
+TEST(CudaState, DevicePeerSyncsSnapshotsAndRecoversWithHostPeers) {
+  SKIP_WITHOUT_GPU();
+  chorusInit();
+  chorusCoordinatorParams_t cp;
+  chorusCoordinatorParamsInit(&cp);
+  cp.bindAddress = "127.0.0.1:0";
+  cp.secret = "cuda-test";
+  chorusCoordinator_t coord = nullptr;
+  ASSERT_EQ(chorusCoordinatorStart(&cp, &coord), chorusSuccess);
+  char addr[128];
+  chorusCoordinatorGetAddress(coord, addr, sizeof(addr));
+  const size_t count = (3 << 20) / 4 + 77;  // 3 MiB + a partial chunk of floats
+  auto want = randomBytes(count * 4, 11);
+  std::vector<int> results(3, -1);
+  std::vector<std::vector<uint8_t>> finals(3);
+  auto peer = [&](int id) {
+    chorusCommParams_t p;
+    chorusCommParamsInit(&p);
+    p.coordinator = addr;
+    p.secret = "cuda-test";
+    p.group = "devstate";
+    p.expectedPeers = 3;
+    chorusComm_t comm = nullptr;
+    if (chorusCommCreate(&p, &comm) != chorusSuccess || chorusCommConnect(comm) != chorusSuccess)
+      return;
+    const bool device = id == 2;
+    std::vector<uint8_t> host(count * 4, 0);
+    void* buf = host.data();
+    if (device) {
+      cudaMalloc(&buf, count * 4);
+      cudaMemset(buf, 0, count * 4);
+    } else {
+      host = want;
+    }
+    int ok = chorusStateRegister(comm, "w", buf, count, chorusFloat32,
+                                 device ? CHORUS_STATE_CUDA_DEVICE : 0) == chorusSuccess;
+    chorusStateSetRevision(comm, device ? 0 : 3);
+    ok &= chorusSyncSharedState(comm, device ? chorusStateReceiveOnly : chorusStateEnforcePopular,
+                                nullptr) == chorusSuccess;
+    ok &= chorusSnapshot(comm, 2, 1, nullptr, nullptr) == chorusSuccess;
+    if (device) cudaMemset(buf, 0xff, count * 4);  // lose the live copy
+    else std::memset(host.data(), 0xff, host.size());
+    ok &= chorusRecover(comm, 0, nullptr) == chorusSuccess;
+    finals[id].resize(count * 4);
+    if (device) cudaMemcpy(finals[id].data(), buf, count * 4, cudaMemcpyDeviceToHost);
+    else finals[id] = host;
+    if (device) cudaFree(buf);
+    chorusCommDestroy(comm);
+    results[id] = ok;
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) threads.emplace_back(peer, i);
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(results[i], 1) << "peer " << i;
+    EXPECT_TRUE(finals[i] == want) << "peer " << i << " does not hold the state";
+  }
+  chorusCoordinatorStop(coord);
+  chorusFinalize();
+}
+
+}  // namespace
