@@ -21,6 +21,8 @@
 #include "src/state/shared_state.h"
 #include "kernels/cuda/device.h"
 #include "src/state/erasure.h"
+#include "kernels/cpu/codec.h"
+#include "src/compress/compressed_allreduce.h"
 #include "src/state/snapshot.h"
 
 using chorus::Code;
@@ -47,6 +49,12 @@ struct chorusRequest {
   uint32_t magic = kMagic;
   std::weak_ptr<chorus::Communicator> comm;
   std::shared_ptr<chorus::OpResult> result;
+};
+
+struct chorusCodec {
+  static constexpr uint32_t kMagic = 0x436F6463u;  // "Codc"
+  uint32_t magic = kMagic;
+  chorus::compress::Codec impl;
 };
 
 struct chorusCoordinator {
@@ -1233,6 +1241,164 @@ CHORUS_API chorusResult_t chorusSnapshotGetInfo(chorusComm_t comm, chorusSnapsho
     if (!info) return chorus::invalidArgument("info is NULL");
     CHORUS_RETURN_IF_ERROR(checkSnapshotInfo(info));
     fillSnapshotInfo(info, comm->snapshots.describe());
+    return Status::ok();
+  });
+}
+
+// ---- compression ---------------------------------------------------------------
+
+namespace {
+Status requireCodec(chorusCodec_t codec) {
+  CHORUS_RETURN_IF_ERROR(requireInit());
+  if (!codec) return chorus::invalidArgument("codec is NULL");
+  if (codec->magic != chorusCodec::kMagic)
+    return chorus::invalidArgument("codec is not a valid codec (destroyed?)");
+  return Status::ok();
+}
+Status checkCodecDtype(chorusDataType_t dtype) {
+  if (dtype != chorusFloat32 && dtype != chorusFloat16 && dtype != chorusBfloat16)
+    return chorus::invalidArgument("codecs take float, half or bfloat16 values (dtype " +
+                                   std::to_string(static_cast<int>(dtype)) + ")");
+  return Status::ok();
+}
+Status checkCount(size_t count) {
+  if (count > (SIZE_MAX >> 4) / 4) return chorus::invalidArgument("count is too large");
+  return Status::ok();
+}
+}  // namespace
+
+CHORUS_API chorusResult_t chorusCodecParamsInit(chorusCodecParams_t* params,
+                                                chorusCodecKind_t kind) {
+  return guard(nullptr, [&]() -> Status {
+    if (!params) return chorus::invalidArgument("params is NULL");
+    if (static_cast<int>(kind) < 0 || kind >= chorusNumCodecs)
+      return chorus::invalidArgument("unknown codec kind " + std::to_string(static_cast<int>(kind)));
+    std::memset(params, 0, sizeof(*params));
+    params->size = sizeof(*params);
+    params->kind = kind;
+    params->blockSize = 256;
+    params->topkPerBlock = 8;
+    params->errorFeedback = kind == chorusCodecOneBit || kind == chorusCodecTopK;
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCodecCreate(const chorusCodecParams_t* params,
+                                            chorusCodec_t* codec) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireInit());
+    if (!params || !codec) return chorus::invalidArgument("params or codec is NULL");
+    *codec = nullptr;
+    if (params->size < sizeof(chorusCodecParams_t))
+      return chorus::invalidArgument("params->size must be sizeof(chorusCodecParams_t)");
+    chorus::codec::Params p;
+    p.kind = static_cast<chorus::codec::Kind>(params->kind);
+    p.blockSize = params->blockSize;
+    p.topk = params->topkPerBlock;
+    p.stochastic = params->stochasticRounding != 0;
+    p.seed = params->seed;
+    CHORUS_RETURN_IF_ERROR(chorus::kernels::validateCodec(p));
+    auto* c = new chorusCodec();
+    c->impl.params = p;
+    c->impl.errorFeedback = params->errorFeedback != 0;
+    *codec = c;
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCodecDestroy(chorusCodec_t codec) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireCodec(codec));
+    codec->magic = 0;
+    delete codec;
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCodecReset(chorusCodec_t codec) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireCodec(codec));
+    codec->impl.reset();
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCodecEncodedBytes(chorusCodec_t codec, size_t count,
+                                                  size_t* bytes) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireCodec(codec));
+    CHORUS_RETURN_IF_ERROR(checkCount(count));
+    if (!bytes) return chorus::invalidArgument("bytes is NULL");
+    *bytes = chorus::codec::encodedBytes(codec->impl.params, count);
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCodecEncode(chorusCodec_t codec, const void* values, size_t count,
+                                            chorusDataType_t dtype, void* out, size_t outBytes) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireCodec(codec));
+    CHORUS_RETURN_IF_ERROR(checkCodecDtype(dtype));
+    CHORUS_RETURN_IF_ERROR(checkCount(count));
+    if (count && (!values || !out)) return chorus::invalidArgument("values or out is NULL");
+    size_t need = chorus::codec::encodedBytes(codec->impl.params, count);
+    if (outBytes < need)
+      return chorus::invalidArgument("out has " + std::to_string(outBytes) + " bytes, the encoding needs " +
+                                     std::to_string(need));
+    std::vector<float> f(count);
+    auto t = static_cast<chorus::DataType>(dtype);
+    for (size_t i = 0; i < count && t != chorus::DataType::kFloat32; ++i) {
+      uint16_t h = static_cast<const uint16_t*>(values)[i];
+      f[i] = t == chorus::DataType::kFloat16 ? chorus::halfToFloat(h) : chorus::bf16ToFloat(h);
+    }
+    if (t == chorus::DataType::kFloat32 && count) std::memcpy(f.data(), values, count * 4);
+    chorus::kernels::encode(codec->impl.params, f.data(), count, 0, static_cast<uint8_t*>(out));
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusCodecDecode(chorusCodec_t codec, const void* in, size_t inBytes,
+                                            void* values, size_t count, chorusDataType_t dtype) {
+  return guard(nullptr, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireCodec(codec));
+    CHORUS_RETURN_IF_ERROR(checkCodecDtype(dtype));
+    CHORUS_RETURN_IF_ERROR(checkCount(count));
+    if (count && (!values || !in)) return chorus::invalidArgument("values or in is NULL");
+    std::vector<float> f(count);
+    CHORUS_RETURN_IF_ERROR(chorus::kernels::decode(codec->impl.params,
+                                                   static_cast<const uint8_t*>(in), inBytes, count,
+                                                   f.data()));
+    auto t = static_cast<chorus::DataType>(dtype);
+    for (size_t i = 0; i < count; ++i) {
+      if (t == chorus::DataType::kFloat32)
+        static_cast<float*>(values)[i] = f[i];
+      else
+        static_cast<uint16_t*>(values)[i] = t == chorus::DataType::kFloat16
+                                                ? chorus::floatToHalf(f[i])
+                                                : chorus::floatToBf16(f[i]);
+    }
+    return Status::ok();
+  });
+}
+
+CHORUS_API chorusResult_t chorusAllReduceCompressed(const void* sendbuf, void* recvbuf,
+                                                    size_t count, chorusDataType_t dtype,
+                                                    chorusRedOp_t op, chorusCodec_t codec,
+                                                    chorusComm_t comm, chorusOpInfo_t* info) {
+  return guard(comm, [&]() -> Status {
+    CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    CHORUS_RETURN_IF_ERROR(requireCodec(codec));
+    CHORUS_RETURN_IF_ERROR(checkInfo(info));
+    CHORUS_RETURN_IF_ERROR(checkCodecDtype(dtype));
+    CHORUS_RETURN_IF_ERROR(checkCount(count));
+    if (count && (!sendbuf || !recvbuf)) return chorus::invalidArgument("sendbuf or recvbuf is NULL");
+    if (static_cast<int>(op) < 0 || op >= chorusNumRedOps)
+      return chorus::invalidArgument("unknown reduction op");
+    chorus::OpInfo oi;
+    CHORUS_RETURN_IF_ERROR(chorus::compress::allReduceCompressed(
+        *comm->impl, codec->impl, sendbuf, recvbuf, count, static_cast<chorus::DataType>(dtype),
+        static_cast<chorus::RedOp>(op), &oi));
+    fillInfo(info, oi);
     return Status::ok();
   });
 }
