@@ -25,3 +25,16 @@ std::string copyToDevice(void*, const void*, size_t) {
 }
 
 }  // namespace chorus::cuda
+
+#include "kernels/cuda/codec.h"
+
+namespace chorus::cuda {
+
+std::string encode(const codec::Params&, const float*, size_t, uint64_t, uint8_t*) {
+  return "this Chorus build has no CUDA support (built without the CUDA toolkit)";
+}
+std::string decode(const codec::Params&, const uint8_t*, size_t, float*) {
+  return "this Chorus build has no CUDA support (built without the CUDA toolkit)";
+}
+
+}  // namespace chorus::cuda

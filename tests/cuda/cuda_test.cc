@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "chorus.h"
+#include "kernels/cpu/codec.h"
+#include "kernels/cuda/codec.h"
 #include "kernels/cuda/device.h"
 #include "src/core/hash.h"
 
@@ -81,6 +83,61 @@ TEST(CudaHash, ThroughputIsReported) {
               best);
   std::vector<uint8_t> probe(1 << 20, 0x5a);
   EXPECT_EQ(out[0], chorus::hash64(probe.data(), probe.size()));
+}
+
+// CPU and CUDA codecs give the same bytes (encode) and the same floats
+// (decode), every kind, rounding mode and a block with NaN; throughput
+// beside a device-to-device copy is printed for docs/PERFORMANCE.md.
+TEST(CudaCodec, BitIdenticalToCpuAndThroughputIsReported) {
+  SKIP_WITHOUT_GPU();
+  const size_t count = (1 << 22) + 77;
+  std::vector<float> x(count);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> d(0.0f, 1e-3f);
+  for (auto& v : x) v = d(rng);
+  x[1000] = std::nanf("");
+  float* dx = nullptr;
+  float* dy = nullptr;
+  uint8_t* denc = nullptr;
+  ASSERT_EQ(cudaMalloc(&dx, count * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&dy, count * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&denc, count * 8), cudaSuccess);
+  cudaMemcpy(dx, x.data(), count * 4, cudaMemcpyHostToDevice);
+  cudaDeviceProp prop;
+  cudaGetDeviceProperties(&prop, 0);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < 10; ++r) cudaMemcpy(dy, dx, count * 4, cudaMemcpyDeviceToDevice);
+  cudaDeviceSynchronize();
+  double copy = 10.0 * count * 4 * 2 /
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 1e9;
+  for (int k = 0; k < static_cast<int>(chorus::codec::kNumKinds); ++k)
+    for (bool stochastic : {false, true}) {
+      chorus::codec::Params p;
+      p.kind = static_cast<chorus::codec::Kind>(k);
+      p.stochastic = stochastic;
+      p.seed = 11;
+      size_t bytes = chorus::codec::encodedBytes(p, count);
+      std::vector<uint8_t> cpu(bytes), gpu(bytes);
+      chorus::kernels::encode(p, x.data(), count, 5, cpu.data());
+      ASSERT_EQ(chorus::cuda::encode(p, dx, count, 5, denc), "");
+      cudaMemcpy(gpu.data(), denc, bytes, cudaMemcpyDeviceToHost);
+      ASSERT_TRUE(cpu == gpu) << "encode differs, kind " << k << " stochastic " << stochastic;
+      std::vector<float> cdec(count), gdec(count);
+      ASSERT_TRUE(chorus::kernels::decode(p, cpu.data(), bytes, count, cdec.data()).isOk());
+      ASSERT_EQ(chorus::cuda::decode(p, denc, count, dy), "");
+      cudaMemcpy(gdec.data(), dy, count * 4, cudaMemcpyDeviceToHost);
+      ASSERT_EQ(std::memcmp(cdec.data(), gdec.data(), count * 4), 0) << "decode differs, kind " << k;
+      if (stochastic) continue;
+      auto t1 = std::chrono::steady_clock::now();
+      for (int r = 0; r < 5; ++r) chorus::cuda::encode(p, dx, count, 0, denc);
+      double enc = 5.0 * count * 4 /
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count() / 1e9;
+      std::printf("CUDA_CODEC device=\"%s\" kind=%d encode_GBps=%.1f d2d_copy_GBps=%.1f\n",
+                  prop.name, k, enc, copy);
+    }
+  cudaFree(dx);
+  cudaFree(dy);
+  cudaFree(denc);
 }
 
 TEST(CudaState, RegistrationIsCheckedEverywhere) {
