@@ -28,7 +28,7 @@
 #if defined(__CUDACC__)
 #define CHORUS_HD __host__ __device__ __forceinline__
 #else
-#define CHORUS_HD inline
+#define CHORUS_HD inline __attribute__((always_inline))
 #endif
 
 namespace chorus::codec {
@@ -184,31 +184,24 @@ CHORUS_HD float fp8Max(Kind k) {
   return k == kE4M3 ? 448.0f : 57344.0f;
 }
 CHORUS_HD uint8_t fp8Encode(float y, Kind k) {
-  const int man = k == kE4M3 ? 3 : 2, bias = k == kE4M3 ? 7 : 15;
-  const uint8_t sign = (bitsOf(y) >> 31) ? 0x80 : 0;
-  float a = fabsBits(y);
+  // Branch-free (selects only), so a compiler vectorises the block loop.
+  const int32_t man = k == kE4M3 ? 3 : 2, bias = k == kE4M3 ? 7 : 15, emin = 1 - bias;
+  const uint32_t sign = (bitsOf(y) >> 24) & 0x80u;
   const float maxv = fp8Max(k);
-  if (!(a <= maxv)) a = maxv;  // saturate (NaN never reaches here: its block is NaN-scaled)
-  // Exponent of a (a >= 2^(1-bias) normal, else subnormal with that exponent).
-  int e = static_cast<int>((bitsOf(a) >> 23) & 0xff) - 127;
-  const int emin = 1 - bias;
-  if (a == 0.0f) return sign;
-  if (e < emin) e = emin;
-  // a / 2^(e - man), exact (power-of-two scaling within float range).
-  float steps = rne(fmul(a, fromBits(static_cast<uint32_t>(127 - (e - man)) << 23)));
-  uint32_t m = static_cast<uint32_t>(steps);
-  if (m >= (2u << man)) {  // rounded up to the next binade
-    m >>= 1;
-    ++e;
-  }
-  uint32_t code;
-  if (m < (1u << man)) {
-    code = m;  // subnormal (exponent field 0)
-  } else {
-    code = (static_cast<uint32_t>(e + bias) << man) | (m - (1u << man));
-  }
-  const uint32_t maxCode = k == kE4M3 ? 0x7e : 0x7b;
-  if (code > maxCode) code = maxCode;
+  float a = fabsBits(y);
+  a = a < maxv ? a : maxv;  // saturate (NaN never gets here: its block is NaN-scaled)
+  int32_t e = static_cast<int32_t>((bitsOf(a) >> 23) & 0xff) - 127;
+  e = e < emin ? emin : e;
+  // a / 2^(e - man): exact, a power-of-two scaling inside the float range.
+  const float steps = rne(fmul(a, fromBits(static_cast<uint32_t>(127 - (e - man)) << 23)));
+  uint32_t m = static_cast<uint32_t>(static_cast<int32_t>(steps));
+  const uint32_t carry = m >> (man + 1);  // rounded up into the next binade
+  m >>= carry;
+  e += static_cast<int32_t>(carry);
+  const uint32_t sub = 1u << man;
+  uint32_t code = m < sub ? m : (static_cast<uint32_t>(e + bias) << man) | (m - sub);
+  const uint32_t maxCode = k == kE4M3 ? 0x7eu : 0x7bu;
+  code = code > maxCode ? maxCode : code;
   return static_cast<uint8_t>(sign | code);
 }
 CHORUS_HD float fp8Decode(uint8_t c, Kind k) {
@@ -226,70 +219,155 @@ CHORUS_HD float fp8Decode(uint8_t c, Kind k) {
   return (c & 0x80) ? -mag : mag;
 }
 
+// ---- block statistics, in loops a compiler can vectorise ----
+
+// max |x| as bits; >= 0x7f800000 means the block holds a NaN or an infinity.
+CHORUS_HD uint32_t maxAbsBits(const float* x, uint32_t n) {
+  uint32_t m = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t a = bitsOf(x[i]) & 0x7fffffffu;
+    m = a > m ? a : m;
+  }
+  return m;
+}
+// Integer key with the floats' numeric order (-0 sorts just below +0).
+CHORUS_HD int32_t orderKey(float f) {
+  int32_t b = static_cast<int32_t>(bitsOf(f));
+  return b ^ ((b >> 31) & 0x7fffffff);
+}
+CHORUS_HD float fromOrderKey(int32_t k) {
+  return fromBits(static_cast<uint32_t>(k ^ ((k >> 31) & 0x7fffffff)));
+}
+CHORUS_HD void minMax(const float* x, uint32_t n, float* lo, float* hi) {
+  int32_t a = orderKey(x[0]), b = a;
+  for (uint32_t i = 1; i < n; ++i) {
+    int32_t k = orderKey(x[i]);
+    a = k < a ? k : a;
+    b = k > b ? k : b;
+  }
+  *lo = fromOrderKey(a);
+  *hi = fromOrderKey(b);
+}
+// Sum of |x| in a fixed order every implementation follows: eight
+// interleaved partial sums (element i goes to sum i mod 8), combined as
+// ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)).
+CHORUS_HD float sumAbs(const float* x, uint32_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  uint32_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] = fadd(acc[j], fabsBits(x[i + j]));
+  for (int j = 0; i < n; ++i, ++j) acc[j] = fadd(acc[j], fabsBits(x[i]));
+  return fadd(fadd(fadd(acc[0], acc[1]), fadd(acc[2], acc[3])),
+              fadd(fadd(acc[4], acc[5]), fadd(acc[6], acc[7])));
+}
+
+// Quantized step index of v * inv, clamped to [lo, hi].
+CHORUS_HD float quantize(float v, float inv, float lo, float hi, const Params& p, uint64_t index) {
+  float q = roundStep(fmul(v, inv), p, index);
+  q = q < lo ? lo : q;
+  return q > hi ? hi : q;
+}
+
 // ---- one block ----
 // x: n values starting at global element index `first`; out: blockBytes.
 CHORUS_HD void encodeBlock(const Params& p, const float* x, uint32_t n, uint64_t first,
                            uint8_t* out) {
-  bool bad = false;
-  float lo = 0, hi = 0, maxabs = 0, sumabs = 0;
-  for (uint32_t i = 0; i < n; ++i) {
-    float v = x[i];
-    if (!finite(v)) {
-      bad = true;
-      continue;
-    }
-    if (i == 0 || v < lo) lo = v;
-    if (i == 0 || v > hi) hi = v;
-    float a = fabsBits(v);
-    if (a > maxabs) maxabs = a;
-    sumabs = fadd(sumabs, a);
+  const bool bad = p.kind != kTopK && maxAbsBits(x, n) >= 0x7f800000u;
+  if (bad) {  // NaN or infinity: the block decodes to NaN
+    size_t bytes = blockBytes(p, n);
+    for (size_t i = 0; i < bytes; ++i) out[i] = 0;
+    putF(out, quietNaN());
+    if (p.kind == kUint8) putF(out + 4, quietNaN());
+    return;
   }
   switch (p.kind) {
     case kUint8: {
-      float scale = bad ? quietNaN() : fdiv(fsub(hi, lo), 255.0f);
-      putF(out, bad ? quietNaN() : lo);
+      float lo, hi;
+      minMax(x, n, &lo, &hi);
+      float scale = fdiv(fsub(hi, lo), 255.0f);
+      putF(out, lo);
       putF(out + 4, scale);
       float inv = scale > 0 ? fdiv(1.0f, scale) : 0.0f;
-      for (uint32_t i = 0; i < n; ++i) {
-        float q = bad ? 0.0f : clampf(roundStep(fmul(fsub(x[i], lo), inv), p, first + i), 0, 255);
-        out[8 + i] = static_cast<uint8_t>(q);
+      uint8_t* q = out + 8;
+      if (!p.stochastic) {
+        for (uint32_t i = 0; i < n; ++i) {
+          float v = rne(fmul(fsub(x[i], lo), inv));
+          v = v < 0.0f ? 0.0f : v;
+          q[i] = static_cast<uint8_t>(static_cast<int32_t>(v > 255.0f ? 255.0f : v));
+        }
+      } else {
+        for (uint32_t i = 0; i < n; ++i)
+          q[i] = static_cast<uint8_t>(static_cast<int32_t>(
+              quantize(fsub(x[i], lo), inv, 0.0f, 255.0f, p, first + i)));
       }
       return;
     }
-    case kInt8:
-    case kInt4: {
-      const float top = p.kind == kInt8 ? 127.0f : 7.0f;
-      float scale = bad ? quietNaN() : fdiv(maxabs, top);
+    case kInt8: {
+      float scale = fdiv(fromBits(maxAbsBits(x, n)), 127.0f);
       putF(out, scale);
       float inv = scale > 0 ? fdiv(1.0f, scale) : 0.0f;
-      if (p.kind == kInt4)
-        for (uint32_t i = 0; i < (n + 1) / 2; ++i) out[4 + i] = 0;
-      for (uint32_t i = 0; i < n; ++i) {
-        float q = bad ? 0.0f : clampf(roundStep(fmul(x[i], inv), p, first + i), -top, top);
-        int qi = static_cast<int>(q);
-        if (p.kind == kInt8) {
-          out[4 + i] = static_cast<uint8_t>(static_cast<int8_t>(qi));
-        } else {
-          uint8_t nib = static_cast<uint8_t>(qi & 0xf);
-          out[4 + i / 2] |= (i & 1) ? static_cast<uint8_t>(nib << 4) : nib;
+      uint8_t* q = out + 4;
+      if (!p.stochastic) {
+        for (uint32_t i = 0; i < n; ++i) {
+          float v = rne(fmul(x[i], inv));
+          v = v < -127.0f ? -127.0f : v;
+          q[i] = static_cast<uint8_t>(static_cast<int32_t>(v > 127.0f ? 127.0f : v));
+        }
+      } else {
+        for (uint32_t i = 0; i < n; ++i)
+          q[i] = static_cast<uint8_t>(
+              static_cast<int32_t>(quantize(x[i], inv, -127.0f, 127.0f, p, first + i)));
+      }
+      return;
+    }
+    case kInt4: {
+      float scale = fdiv(fromBits(maxAbsBits(x, n)), 7.0f);
+      putF(out, scale);
+      float inv = scale > 0 ? fdiv(1.0f, scale) : 0.0f;
+      uint8_t* q = out + 4;
+      const uint32_t pairs = n / 2;
+      if (!p.stochastic) {
+        for (uint32_t i = 0; i < pairs; ++i) {
+          float a = rne(fmul(x[2 * i], inv)), b = rne(fmul(x[2 * i + 1], inv));
+          a = a < -7.0f ? -7.0f : (a > 7.0f ? 7.0f : a);
+          b = b < -7.0f ? -7.0f : (b > 7.0f ? 7.0f : b);
+          q[i] = static_cast<uint8_t>((static_cast<int32_t>(a) & 0xf) |
+                                      ((static_cast<int32_t>(b) & 0xf) << 4));
+        }
+      } else {
+        for (uint32_t i = 0; i < pairs; ++i) {
+          int32_t a = static_cast<int32_t>(quantize(x[2 * i], inv, -7.0f, 7.0f, p, first + 2 * i));
+          int32_t b =
+              static_cast<int32_t>(quantize(x[2 * i + 1], inv, -7.0f, 7.0f, p, first + 2 * i + 1));
+          q[i] = static_cast<uint8_t>((a & 0xf) | ((b & 0xf) << 4));
         }
       }
+      if (n & 1)
+        q[pairs] = static_cast<uint8_t>(
+            static_cast<int32_t>(quantize(x[n - 1], inv, -7.0f, 7.0f, p, first + n - 1)) & 0xf);
       return;
     }
     case kE4M3:
     case kE5M2: {
-      float scale = bad ? quietNaN() : fdiv(maxabs, fp8Max(p.kind));
+      float scale = fdiv(fromBits(maxAbsBits(x, n)), fp8Max(p.kind));
       putF(out, scale);
       float inv = scale > 0 ? fdiv(1.0f, scale) : 0.0f;
-      for (uint32_t i = 0; i < n; ++i) out[4 + i] = bad ? 0 : fp8Encode(fmul(x[i], inv), p.kind);
+      for (uint32_t i = 0; i < n; ++i) out[4 + i] = fp8Encode(fmul(x[i], inv), p.kind);
       return;
     }
     case kOneBit: {
-      float scale = bad ? quietNaN() : fdiv(sumabs, static_cast<float>(n));
-      putF(out, scale);
-      for (uint32_t i = 0; i < (n + 7) / 8; ++i) out[4 + i] = 0;
-      for (uint32_t i = 0; i < n; ++i)
-        if (!(bitsOf(x[i]) >> 31)) out[4 + i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+      putF(out, fdiv(sumAbs(x, n), static_cast<float>(n)));
+      const uint32_t full = n / 8;
+      for (uint32_t j = 0; j < full; ++j) {
+        uint32_t bits = 0;
+        for (uint32_t t = 0; t < 8; ++t) bits |= ((bitsOf(x[8 * j + t]) >> 31) ^ 1u) << t;
+        out[4 + j] = static_cast<uint8_t>(bits);
+      }
+      if (n % 8) {
+        uint32_t bits = 0;
+        for (uint32_t t = 0; 8 * full + t < n; ++t) bits |= ((bitsOf(x[8 * full + t]) >> 31) ^ 1u) << t;
+        out[4 + full] = static_cast<uint8_t>(bits);
+      }
       return;
     }
     case kTopK: {
@@ -359,8 +437,13 @@ CHORUS_HD void decodeBlock(const Params& p, const uint8_t* in, uint32_t n, float
       return;
     }
     case kOneBit: {
-      float scale = getF(in), neg = fsub(0.0f, scale);
-      for (uint32_t i = 0; i < n; ++i) out[i] = ((in[4 + i / 8] >> (i % 8)) & 1) ? scale : neg;
+      const float scale = getF(in), neg = fsub(0.0f, scale);
+      const uint32_t full = n / 8;
+      for (uint32_t j = 0; j < full; ++j) {
+        const uint32_t bits = in[4 + j];
+        for (uint32_t t = 0; t < 8; ++t) out[8 * j + t] = ((bits >> t) & 1) ? scale : neg;
+      }
+      for (uint32_t i = 8 * full; i < n; ++i) out[i] = ((in[4 + i / 8] >> (i % 8)) & 1) ? scale : neg;
       return;
     }
     case kTopK: {
