@@ -687,6 +687,40 @@ int runCompress(chorusComm_t comm, const Opts& o) {
   return failures;
 }
 
+// Compressed all-reduce in a loop (1-bit, error feedback), retried after a
+// peer loss: survivors must print the same result hash for every iteration.
+int runCompressLoop(chorusComm_t comm, const Opts& o) {
+  chorusCodecParams_t cp;
+  chorusCodecParamsInit(&cp, chorusCodecOneBit);
+  chorusCodec_t codec = nullptr;
+  if (chorusCodecCreate(&cp, &codec) != chorusSuccess) return 1;
+  const int rank0 = rankOf(comm);
+  std::vector<float> x(o.count), y(o.count);
+  int failures = 0;
+  for (int it = 0; it < o.iters; ++it) {
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = std::sin(0.01 * i + it) * 1e-2f + static_cast<float>((i + rank0 * 31) % 17) * 1e-4f;
+    chorusResult_t rc = chorusPeerLost;
+    int attempts = 0;
+    chorusOpInfo_t info;
+    std::memset(&info, 0, sizeof(info));
+    info.size = sizeof(info);
+    while (rc == chorusPeerLost && attempts < 5) {
+      ++attempts;
+      rc = chorusAllReduceCompressed(x.data(), y.data(), x.size(), chorusFloat32, chorusSum, codec,
+                                     comm, &info);
+    }
+    std::printf("CLOOP it=%d rc=%d attempts=%d hash=%016llx size=%d\n", it, rc, attempts,
+                static_cast<unsigned long long>(hashBuf(y.data(), y.size() * 4)), sizeOf(comm));
+    if (rc == chorusRemoved) return 3;
+    if (rc != chorusSuccess) ++failures;
+    if (o.sleepMs) std::this_thread::sleep_for(std::chrono::milliseconds(o.sleepMs));
+  }
+  std::fflush(stdout);
+  chorusCodecDestroy(codec);
+  return failures;
+}
+
 int runTopo(chorusComm_t comm, const Opts& o) {
   std::vector<float> buf(o.count, 1.0f);
   auto timeRing = [&]() {
@@ -999,6 +1033,8 @@ int main(int argc, char** argv) {
     failures = runState(comm, o);
   else if (o.scenario == "snapshot")
     failures = runSnapshot(comm, o);
+  else if (o.scenario == "compressloop")
+    failures = runCompressLoop(comm, o);
   else if (o.scenario == "compress")
     failures = runCompress(comm, o);
   else if (o.scenario == "topo")

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -274,6 +275,34 @@ TEST(Snapshot, WholeJobRestartsFromSpilledFiles) {
     EXPECT_EQ(f["revision"], "5");
   }
   std::filesystem::remove_all(dir);
+}
+
+// Compressed all-reduce (1-bit, error feedback) while a peer is killed:
+// every iteration completes on the survivors (retried after the loss) and
+// they hold identical bytes for every iteration.
+TEST(CompressedFault, PeerKilledDuringCompressedAllReduces) {
+  TestCoordinator coord;
+  auto w = Workers::launch(4, coord.address(), "ckill",
+                           {"--scenario", "compressloop", "--iters", "150", "--count", "65536",
+                            "--sleep-ms", "2", "--op-timeout-ms", "20000"});
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("CLOOP it=40", 60000)) << w.dump();
+  w.procs[2]->signal(SIGKILL);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i : {0, 1, 3}) ASSERT_TRUE(w.procs[i]->wait(60000)) << w.dump();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
+  std::map<std::string, std::set<std::string>> byIt;
+  for (int i : {0, 1, 3}) {
+    EXPECT_EQ(w.procs[i]->exitCode(), 0) << w.procs[i]->output().substr(0, 3000);
+    auto lines = w.procs[i]->lines("CLOOP ");
+    ASSERT_EQ(lines.size(), 150u);
+    for (const auto& l : lines) {
+      auto f = fields(l);
+      EXPECT_EQ(f["rc"], "0") << l;
+      byIt[f["it"]].insert(f["hash"]);
+    }
+  }
+  for (const auto& [it, hashes] : byIt)
+    EXPECT_EQ(hashes.size(), 1u) << "survivors disagree at iteration " << it;
 }
 
 }  // namespace
