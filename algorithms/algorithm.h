@@ -47,6 +47,10 @@ struct CollectiveArgs {
   RedOp op = RedOp::kSum;
   int root = 0;             // broadcast/reduce/gather/scatter root; send/recv: the peer
   uint64_t rootPeerId = 0;  // nonzero: the root/peer by id (its current rank replaces root)
+  // Nonzero: planned for this epoch only (counts, chunking). The operation
+  // fails, on every peer alike, if it would start in another view; callers
+  // take the epoch from an earlier operation's (uniform) result.
+  uint64_t plannedEpoch = 0;
   std::vector<size_t> sendCounts, sendDispls, recvCounts, recvDispls;  // all-to-all-v
 
   size_t elemSize() const { return dataTypeSize(dtype); }

@@ -31,9 +31,10 @@ void fromFloat(DataType t, const float* in, void* out, size_t n) {
 }
 
 Status run(Communicator& comm, const algo::CollectiveArgs& a, OpInfo* total) {
-  CHORUS_ASSIGN_OR_RETURN(auto r, comm.runAsync(a, kTagCompressed));
+  auto r = comm.runAsync(a, kTagCompressed);
+  CHORUS_RETURN_IF_ERROR(r.status());
   OpInfo info;
-  Status st = comm.wait(r, &info);
+  Status st = comm.wait(r.value(), &info);
   total->bytesSent += info.bytesSent;
   total->bytesReceived += info.bytesReceived;
   total->epoch = info.epoch;
@@ -72,13 +73,36 @@ Status allReduceCompressed(Communicator& comm, Codec& codec, const void* sendbuf
                            redOpName(op));
   std::lock_guard<std::mutex> lk(codec.mu);
   const codec::Params& base = codec.params;
-  const int n = comm.worldSize(), me = comm.rank();
   OpInfo total;
   total.algorithm = "compressed";
   if (count == 0) {
     if (info) *info = total;
     return Status::ok();
   }
+  // The plan (chunking, counts) belongs to one view. A tiny all-gather first
+  // tells every peer the same view (its epoch, size and ranks: the result is
+  // uniform); the two phases are planned for that epoch and fail together,
+  // on every peer, if the view changes before they start.
+  std::vector<uint64_t> ids(static_cast<size_t>(comm.worldSize()) + 1);
+  const uint64_t myId = comm.peerId();
+  {
+    algo::CollectiveArgs h;
+    h.collective = algo::Collective::kAllGather;
+    h.dtype = DataType::kUint64;
+    h.sendbuf = &myId;
+    h.recvbuf = ids.data();
+    h.count = 1;
+    OpInfo hi;
+    CHORUS_RETURN_IF_ERROR(run(comm, h, &hi));
+    total.epoch = hi.epoch;
+    total.bytesSent += hi.bytesSent;
+    total.bytesReceived += hi.bytesReceived;
+    ids.resize(static_cast<size_t>(hi.contributors));
+  }
+  const uint64_t plannedEpoch = total.epoch;
+  const int n = static_cast<int>(ids.size());
+  const int me = static_cast<int>(std::find(ids.begin(), ids.end(), myId) - ids.begin());
+  if (n < 1 || me >= n) return internalError("compressed all-reduce: this peer is not in its view");
   if (codec.count != count) {  // a new buffer: residuals start over
     codec.count = count;
     codec.sendResidual.assign(codec.errorFeedback ? count : 0, 0.0f);
@@ -98,6 +122,7 @@ Status allReduceCompressed(Communicator& comm, Codec& codec, const void* sendbuf
   algo::CollectiveArgs a;
   a.collective = algo::Collective::kAllToAllv;
   a.dtype = DataType::kUint8;
+  a.plannedEpoch = plannedEpoch;
   std::vector<uint8_t> out, in;
   size_t outBytes = 0;
   for (int r = 0; r < n; ++r) {
@@ -119,6 +144,7 @@ Status allReduceCompressed(Communicator& comm, Codec& codec, const void* sendbuf
   a.recvbuf = in.data();
   a.count = outBytes;
   CHORUS_RETURN_IF_ERROR(run(comm, a, &total));
+
 
   // Owner: decode the N versions, sum in rank order (fp32), compress once.
   std::vector<float> sum(mine), d(mine);
@@ -146,10 +172,15 @@ Status allReduceCompressed(Communicator& comm, Codec& codec, const void* sendbuf
   algo::CollectiveArgs g;
   g.collective = algo::Collective::kAllGather;
   g.dtype = DataType::kUint8;
+  g.plannedEpoch = plannedEpoch;
   g.sendbuf = published.data();
   g.recvbuf = gathered.data();
   g.count = maxBytes;
   CHORUS_RETURN_IF_ERROR(run(comm, g, &total));
+  // Both phases ran in the planned view (a safety net: plannedEpoch already
+  // fails them otherwise).
+  if (total.epoch != plannedEpoch)
+    return aborted("the view changed between the phases of the compressed all-reduce; retry");
 
   // Everyone decodes every published chunk (the owner adopts it too).
   std::vector<float> result(count);

@@ -299,7 +299,10 @@ Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArg
   if (p2p && args.root == myRank_)
     return invalidArgument("point-to-point with this peer itself (rank " + std::to_string(myRank_) +
                            ")");
-  if (args.collective == Collective::kAllToAllv &&
+  // A planned operation for another view fails at start (below), after taking
+  // its sequence number like everyone else's call.
+  const bool stalePlan = args.plannedEpoch != 0 && args.plannedEpoch != committed_.epoch;
+  if (args.collective == Collective::kAllToAllv && !stalePlan &&
       (args.sendCounts.size() != static_cast<size_t>(n) ||
        args.recvCounts.size() != static_cast<size_t>(n)))
     return invalidArgument("all-to-all-v arrays must have worldSize (" + std::to_string(n) +
@@ -360,6 +363,12 @@ void Communicator::startOp(Op* op) {
   op->peers_.clear();
   for (const Member& m : committed_.members) op->peers_.push_back(m.peerId);
   const int n = committed_.size();
+  if (op->args.plannedEpoch != 0 && op->args.plannedEpoch != committed_.epoch) {
+    finishOp(op, aborted("operation " + op->key.toString() + " was planned for epoch " +
+                         std::to_string(op->args.plannedEpoch) + " but the view is now epoch " +
+                         std::to_string(committed_.epoch) + "; retry in the new view"));
+    return;
+  }
   if (op->rootPeer) {
     int r = committed_.rankOf(op->rootPeer);
     if (r < 0) {
@@ -982,6 +991,11 @@ void Communicator::onProposal(const control::ViewProposal& p) {
       if (op->args.collective == algo::Collective::kSend && cfg_.uniformOutcome)
         rep.haveAll = rep.haveAll && op->donesReceived >= op->donesExpected;
       rep.inputModified = op->task && op->task->inputModified();
+      // Per-rank counts belong to the view they were planned in: never re-run
+      // an all-to-all-v in another view (reported like a modified input, so
+      // the decision is "fail" on every peer, including those that have not
+      // called it yet).
+      if (op->args.collective == algo::Collective::kAllToAllv) rep.inputModified = true;
       if (op->args.collective == algo::Collective::kSend ||
           op->args.collective == algo::Collective::kRecv)
         rep.partner = op->rootPeer;
