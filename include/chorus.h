@@ -433,8 +433,10 @@ CHORUS_API chorusResult_t chorusCodecDestroy(chorusCodec_t codec);
 CHORUS_API chorusResult_t chorusCodecReset(chorusCodec_t codec);
 /* Bytes the encoding of count values takes. */
 CHORUS_API chorusResult_t chorusCodecEncodedBytes(chorusCodec_t codec, size_t count, size_t* bytes);
-/* Local encode/decode of host buffers (float, half or bfloat16 values; no
- * error feedback). Decoding checks the length and rounds once to dtype. */
+/* Local encode/decode (no error feedback). Host buffers: float, half or
+ * bfloat16 values, on the CPU. CUDA device buffers (both): float values, on
+ * the GPU, with the same bytes as the CPU. Decoding checks the length and
+ * rounds once to dtype. */
 CHORUS_API chorusResult_t chorusCodecEncode(chorusCodec_t codec, const void* values, size_t count,
                                             chorusDataType_t dtype, void* out, size_t outBytes);
 CHORUS_API chorusResult_t chorusCodecDecode(chorusCodec_t codec, const void* in, size_t inBytes,

@@ -19,6 +19,7 @@
 #include "src/core/log.h"
 #include "src/membership/coordinator.h"
 #include "src/state/shared_state.h"
+#include "kernels/cuda/codec.h"
 #include "kernels/cuda/device.h"
 #include "src/state/erasure.h"
 #include "kernels/cpu/codec.h"
@@ -1261,6 +1262,18 @@ Status checkCodecDtype(chorusDataType_t dtype) {
                                    std::to_string(static_cast<int>(dtype)) + ")");
   return Status::ok();
 }
+// Both buffers in CUDA device memory: the CUDA codec runs (float only);
+// both in host memory: the CPU codec; one of each: refused.
+chorus::Result<bool> deviceCodecCall(const void* a, const void* b, chorusDataType_t dtype) {
+  if (!chorus::cuda::available()) return false;
+  bool da = chorus::cuda::checkDevicePointer(a).empty();
+  bool db = chorus::cuda::checkDevicePointer(b).empty();
+  if (da != db)
+    return chorus::invalidArgument("codec buffers must both be host or both be CUDA device memory");
+  if (da && dtype != chorusFloat32)
+    return Status(Code::kUnimplemented, "the CUDA codecs take float values on the device");
+  return da;
+}
 Status checkCount(size_t count) {
   if (count > (SIZE_MAX >> 4) / 4) return chorus::invalidArgument("count is too large");
   return Status::ok();
@@ -1345,6 +1358,12 @@ CHORUS_API chorusResult_t chorusCodecEncode(chorusCodec_t codec, const void* val
     if (outBytes < need)
       return chorus::invalidArgument("out has " + std::to_string(outBytes) + " bytes, the encoding needs " +
                                      std::to_string(need));
+    CHORUS_ASSIGN_OR_RETURN(bool onDevice, deviceCodecCall(values, out, dtype));
+    if (onDevice) {
+      std::string e = chorus::cuda::encode(codec->impl.params, static_cast<const float*>(values),
+                                           count, 0, static_cast<uint8_t*>(out));
+      return e.empty() ? Status::ok() : Status(Code::kSystem, e);
+    }
     std::vector<float> f(count);
     auto t = static_cast<chorus::DataType>(dtype);
     for (size_t i = 0; i < count && t != chorus::DataType::kFloat32; ++i) {
@@ -1364,6 +1383,16 @@ CHORUS_API chorusResult_t chorusCodecDecode(chorusCodec_t codec, const void* in,
     CHORUS_RETURN_IF_ERROR(checkCodecDtype(dtype));
     CHORUS_RETURN_IF_ERROR(checkCount(count));
     if (count && (!values || !in)) return chorus::invalidArgument("values or in is NULL");
+    CHORUS_ASSIGN_OR_RETURN(bool onDevice, deviceCodecCall(values, in, dtype));
+    if (onDevice) {
+      if (inBytes != chorus::codec::encodedBytes(codec->impl.params, count))
+        return Status(Code::kDataLoss, "compressed data has " + std::to_string(inBytes) +
+                                           " bytes, not the encoding of " + std::to_string(count) +
+                                           " values");
+      std::string e = chorus::cuda::decode(codec->impl.params, static_cast<const uint8_t*>(in),
+                                           count, static_cast<float*>(values));
+      return e.empty() ? Status::ok() : Status(Code::kSystem, e);
+    }
     std::vector<float> f(count);
     CHORUS_RETURN_IF_ERROR(chorus::kernels::decode(codec->impl.params,
                                                    static_cast<const uint8_t*>(in), inBytes, count,
