@@ -72,6 +72,60 @@ int main(void) {
   EXPECT(chorusStateUnregister(comm, "nope") == chorusInvalidArgument);
   EXPECT(chorusStateUnregister(comm, "w") == chorusSuccess);
   EXPECT(chorusStateGetRevision(comm, NULL) == chorusInvalidArgument);
+  /* Snapshots: argument checks. */
+  EXPECT(chorusSnapshot(comm, 0, 2, NULL, NULL) == chorusInvalidArgument);
+  EXPECT(chorusSnapshot(comm, 4, 0, NULL, NULL) == chorusInvalidArgument);
+  EXPECT(chorusSnapshot(comm, 200, 100, NULL, NULL) == chorusInvalidArgument);
+  EXPECT(chorusSnapshot(NULL, 4, 2, NULL, NULL) == chorusInvalidArgument);
+  EXPECT(chorusSnapshotAsync(comm, 4, 2, NULL, NULL) == chorusInvalidArgument);
+  EXPECT(chorusSnapshotLoad(comm, NULL, NULL) == chorusInvalidArgument);
+  EXPECT(chorusSnapshotLoad(comm, "/nonexistent/chorus-dir", NULL) == chorusInvalidArgument);
+  EXPECT(chorusSnapshotGetInfo(comm, NULL) == chorusInvalidArgument);
+  {
+    chorusSnapshotInfo_t si;
+    memset(&si, 0, sizeof(si));
+    EXPECT(chorusSnapshotGetInfo(comm, &si) == chorusInvalidArgument); /* size unset */
+    si.size = sizeof(si);
+    EXPECT(chorusSnapshotGetInfo(comm, &si) == chorusSuccess && si.snapshotId == 0);
+  }
+  EXPECT(chorusCommPeerId(comm, NULL) == chorusInvalidArgument);
+  /* Codecs: argument checks and a local round trip. */
+  {
+    chorusCodecParams_t kp;
+    chorusCodec_t codec = NULL;
+    float v[300], back[300];
+    unsigned char enc[2048];
+    size_t need = 0;
+    int i;
+    for (i = 0; i < 300; ++i) v[i] = (float)(i % 7) - 3.0f;
+    EXPECT(chorusCodecParamsInit(NULL, chorusCodecInt8) == chorusInvalidArgument);
+    EXPECT(chorusCodecParamsInit(&kp, (chorusCodecKind_t)99) == chorusInvalidArgument);
+    EXPECT(chorusCodecParamsInit(&kp, chorusCodecTopK) == chorusSuccess);
+    kp.topkPerBlock = kp.blockSize + 1;
+    EXPECT(chorusCodecCreate(&kp, &codec) == chorusInvalidArgument);
+    EXPECT(chorusCodecParamsInit(&kp, chorusCodecUint8) == chorusSuccess);
+    kp.blockSize = 0;
+    EXPECT(chorusCodecCreate(&kp, &codec) == chorusInvalidArgument);
+    kp.blockSize = 128;
+    EXPECT(chorusCodecCreate(&kp, NULL) == chorusInvalidArgument);
+    EXPECT(chorusCodecCreate(&kp, &codec) == chorusSuccess);
+    EXPECT(chorusCodecEncodedBytes(codec, 300, &need) == chorusSuccess && need == 3 * 8 + 300);
+    EXPECT(chorusCodecEncode(codec, v, 300, chorusFloat32, enc, need - 1) == chorusInvalidArgument);
+    EXPECT(chorusCodecEncode(codec, v, 300, chorusInt32, enc, need) == chorusInvalidArgument);
+    EXPECT(chorusCodecEncode(codec, v, 300, chorusFloat32, enc, need) == chorusSuccess);
+    EXPECT(chorusCodecDecode(codec, enc, need - 1, back, 300, chorusFloat32) == chorusDataLoss);
+    EXPECT(chorusCodecDecode(codec, enc, need, back, 300, chorusFloat32) == chorusSuccess);
+    for (i = 0; i < 300; ++i) {
+      float diff = back[i] - v[i];
+      EXPECT(diff <= 6.0f / 255 / 2 * 1.001f && -diff <= 6.0f / 255 / 2 * 1.001f); /* half a step */
+    }
+    EXPECT(chorusAllReduceCompressed(v, back, 300, chorusFloat32, chorusSum, codec, NULL, NULL) ==
+           chorusInvalidArgument);
+    EXPECT(chorusAllReduceCompressed(v, back, 300, chorusFloat32, chorusMax, codec, comm, NULL) !=
+           chorusSuccess);
+    EXPECT(chorusCodecDestroy(codec) == chorusSuccess);
+    EXPECT(chorusCodecDestroy(NULL) == chorusInvalidArgument);
+  }
   /* Not connected yet. */
   EXPECT(chorusSyncSharedState(comm, chorusStateEnforcePopular, NULL) == chorusInvalidUsage);
   EXPECT(chorusAllReduce(x, x, 4, chorusFloat32, chorusSum, comm, NULL) == chorusInvalidUsage);
