@@ -183,8 +183,9 @@ CHORUS_HD size_t encodedBytes(const Params& p, size_t count) {
 CHORUS_HD float fp8Max(Kind k) {
   return k == kE4M3 ? 448.0f : 57344.0f;
 }
-CHORUS_HD uint8_t fp8Encode(float y, Kind k) {
-  // Branch-free (selects only), so a compiler vectorises the block loop.
+template <Kind k>
+CHORUS_HD uint8_t fp8EncodeT(float y) {
+  // Selects only, no branches.
   const int32_t man = k == kE4M3 ? 3 : 2, bias = k == kE4M3 ? 7 : 15, emin = 1 - bias;
   const uint32_t sign = (bitsOf(y) >> 24) & 0x80u;
   const float maxv = fp8Max(k);
@@ -204,19 +205,27 @@ CHORUS_HD uint8_t fp8Encode(float y, Kind k) {
   code = code > maxCode ? maxCode : code;
   return static_cast<uint8_t>(sign | code);
 }
-CHORUS_HD float fp8Decode(uint8_t c, Kind k) {
-  const int man = k == kE4M3 ? 3 : 2, bias = k == kE4M3 ? 7 : 15;
-  const uint32_t expField = (c & 0x7f) >> man, m = c & ((1u << man) - 1);
-  float mag;
-  if (k == kE4M3 && (c & 0x7f) == 0x7f) return quietNaN();
-  if (k == kE5M2 && expField == 31) return m ? quietNaN() : fromBits((c & 0x80 ? 0x80000000u : 0) | 0x7f800000u);
-  if (expField == 0) {
-    mag = fmul(static_cast<float>(m), fromBits(static_cast<uint32_t>(127 + 1 - bias - man) << 23));
+CHORUS_HD uint8_t fp8Encode(float y, Kind k) {
+  return k == kE4M3 ? fp8EncodeT<kE4M3>(y) : fp8EncodeT<kE5M2>(y);
+}
+template <Kind k>
+CHORUS_HD float fp8DecodeT(uint8_t c) {
+  // Exact: an integer mantissa times a power of two; selects only.
+  const int32_t man = k == kE4M3 ? 3 : 2, bias = k == kE4M3 ? 7 : 15;
+  const uint32_t expField = (c & 0x7fu) >> man, m = c & ((1u << man) - 1);
+  const uint32_t normal = expField != 0;
+  const float mant = static_cast<float>((normal << man) | m);
+  const int32_t e = (normal ? static_cast<int32_t>(expField) : 1) - bias - man;
+  float mag = fmul(mant, fromBits(static_cast<uint32_t>(127 + e) << 23));
+  if (k == kE4M3) {
+    mag = (c & 0x7fu) == 0x7fu ? quietNaN() : mag;
   } else {
-    mag = fmul(static_cast<float>((1u << man) | m),
-               fromBits(static_cast<uint32_t>(127 + static_cast<int>(expField) - bias - man) << 23));
+    mag = expField == 31 ? (m ? quietNaN() : fromBits(0x7f800000u)) : mag;
   }
-  return (c & 0x80) ? -mag : mag;
+  return fromBits(bitsOf(mag) | (static_cast<uint32_t>(c & 0x80u) << 24));
+}
+CHORUS_HD float fp8Decode(uint8_t c, Kind k) {
+  return k == kE4M3 ? fp8DecodeT<kE4M3>(c) : fp8DecodeT<kE5M2>(c);
 }
 
 // ---- block statistics, in loops a compiler can vectorise ----
@@ -352,7 +361,10 @@ CHORUS_HD void encodeBlock(const Params& p, const float* x, uint32_t n, uint64_t
       float scale = fdiv(fromBits(maxAbsBits(x, n)), fp8Max(p.kind));
       putF(out, scale);
       float inv = scale > 0 ? fdiv(1.0f, scale) : 0.0f;
-      for (uint32_t i = 0; i < n; ++i) out[4 + i] = fp8Encode(fmul(x[i], inv), p.kind);
+      if (p.kind == kE4M3)
+        for (uint32_t i = 0; i < n; ++i) out[4 + i] = fp8EncodeT<kE4M3>(fmul(x[i], inv));
+      else
+        for (uint32_t i = 0; i < n; ++i) out[4 + i] = fp8EncodeT<kE5M2>(fmul(x[i], inv));
       return;
     }
     case kOneBit: {
@@ -432,8 +444,11 @@ CHORUS_HD void decodeBlock(const Params& p, const uint8_t* in, uint32_t n, float
     }
     case kE4M3:
     case kE5M2: {
-      float scale = getF(in);
-      for (uint32_t i = 0; i < n; ++i) out[i] = fmul(fp8Decode(in[4 + i], p.kind), scale);
+      const float scale = getF(in);
+      if (p.kind == kE4M3)
+        for (uint32_t i = 0; i < n; ++i) out[i] = fmul(fp8DecodeT<kE4M3>(in[4 + i]), scale);
+      else
+        for (uint32_t i = 0; i < n; ++i) out[i] = fmul(fp8DecodeT<kE5M2>(in[4 + i]), scale);
       return;
     }
     case kOneBit: {
