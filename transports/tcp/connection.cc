@@ -96,6 +96,19 @@ void TcpConnection::detachReceives(const void* owner) {
   }
 }
 
+ssize_t TcpConnection::writeBytes(const iovec* iov, int n) {
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec*>(iov);
+  msg.msg_iovlen = static_cast<size_t>(n);
+  ssize_t w = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  return w < 0 ? -errno : w;
+}
+
+ssize_t TcpConnection::readBytes(const iovec* iov, int n) {
+  ssize_t r = ::readv(fd_, iov, n);
+  return r < 0 ? -errno : r;
+}
+
 Result<bool> TcpConnection::flushSends() {
   bool progressed = false;
   while (!sendq_.empty()) {
@@ -123,15 +136,13 @@ Result<bool> TcpConnection::flushSends() {
         break;  // filler may be shorter than the payload: stop after it
       }
     }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = n;
-    ssize_t w = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t w = writeBytes(iov, n);
     if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return brokenError("failed while sending", errno);
+      if (w == -EINTR) continue;
+      if (w == -EAGAIN || w == -EWOULDBLOCK) break;
+      return brokenError("failed while sending", static_cast<int>(-w));
     }
+    if (w == 0) break;
     progressed = true;
     bytesSent_ += static_cast<uint64_t>(w);
     size_t left = static_cast<size_t>(w);
@@ -227,11 +238,11 @@ Result<bool> TcpConnection::readFrames(FrameSink& sink) {
       }
       iov[n++] = {stage_.data() + stageEnd_, kStageRead};
     }
-    ssize_t r = ::readv(fd_, iov, n);
+    ssize_t r = readBytes(iov, n);
     if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return brokenError("failed while receiving", errno);
+      if (r == -EINTR) continue;
+      if (r == -EAGAIN || r == -EWOULDBLOCK) break;
+      return brokenError("failed while receiving", static_cast<int>(-r));
     }
     if (r == 0) return brokenError("was closed by the peer", 0);
     progressed = true;

@@ -8,6 +8,9 @@
 // sendmsg().
 #pragma once
 
+#include <sys/types.h>
+#include <sys/uio.h>
+
 #include <deque>
 #include <memory>
 #include <vector>
@@ -16,7 +19,7 @@
 
 namespace chorus::transport::tcp {
 
-class TcpConnection final : public Connection {
+class TcpConnection : public Connection {
  public:
   // Takes ownership of a connected, authenticated, non-blocking descriptor.
   TcpConnection(int fd, uint64_t peerId, int stream);
@@ -34,6 +37,17 @@ class TcpConnection final : public Connection {
   void close() override;
   bool isOpen() const override { return open_; }
 
+ protected:
+  // The byte stream under the framing. Return bytes moved (> 0), 0 at end of
+  // stream (reads only), or -errno (-EAGAIN: would block). The shared-memory
+  // transport overrides both.
+  virtual ssize_t writeBytes(const ::iovec* iov, int n);
+  virtual ssize_t readBytes(const ::iovec* iov, int n);
+  Status brokenError(const std::string& what, int err);
+
+  int fd_;
+  bool open_ = true;
+
  private:
   struct SendItem {
     uint8_t header[frame::kHeaderSize];
@@ -47,10 +61,7 @@ class TcpConnection final : public Connection {
   Result<bool> flushSends();
   Result<bool> readFrames(FrameSink& sink);
   Status parseStaged(FrameSink& sink, bool* progressed);
-  Status brokenError(const std::string& what, int err);
 
-  int fd_;
-  bool open_ = true;
   std::deque<SendItem> sendq_;
   std::vector<std::pair<SendOwner*, uint64_t>> completed_;
 
