@@ -72,6 +72,14 @@ class Connection {
   virtual void detachReceives(const void* owner) = 0;
   // Close for good; later calls fail.
   virtual void close() = 0;
+  // Transports whose data does not raise fd() readiness (shared memory) are
+  // progressed on every engine pass, and asked before the engine sleeps:
+  // prepareSleep() arms their wake-up and returns false if work is already
+  // waiting (then the engine must not sleep).
+  virtual bool needsPolling() const { return false; }
+  virtual bool prepareSleep() { return true; }
+  // Whether the engine should wake when fd() becomes writable.
+  virtual bool wantsWriteReadiness() const { return hasPendingSends(); }
   virtual bool isOpen() const = 0;
 
   uint64_t bytesSent() const { return bytesSent_; }

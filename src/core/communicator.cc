@@ -7,6 +7,7 @@
 #include "src/core/hash.h"
 #include "src/core/log.h"
 #include "src/core/system.h"
+#include "transports/shm/transport.h"
 #include "transports/tcp/transport.h"
 
 namespace chorus {
@@ -784,6 +785,11 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
     auto it = byFd_.find(readyFds[i]);
     if (it != byFd_.end()) progressConnection(it->second, &worked);
   }
+  if (!polled_.empty()) {
+    std::vector<transport::Connection*> polled(polled_.begin(), polled_.end());
+    for (transport::Connection* c : polled)
+      if (polled_.count(c)) progressConnection(c, &worked);
+  }
   if (!sendPending_.empty()) {
     std::vector<transport::Connection*> pending(sendPending_.begin(), sendPending_.end());
     for (transport::Connection* c : pending)
@@ -818,7 +824,9 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
 }
 
 void Communicator::beforeSleep() {
-  for (auto& [fd, c] : byFd_) engine_.setWriteInterest(fd, c->hasPendingSends());
+  pollAgain_ = false;
+  for (transport::Connection* c : polled_) pollAgain_ |= !c->prepareSleep();
+  for (auto& [fd, c] : byFd_) engine_.setWriteInterest(fd, c->wantsWriteReadiness());
 }
 
 bool Communicator::wantsBackgroundProgress() {
@@ -826,6 +834,7 @@ bool Communicator::wantsBackgroundProgress() {
 }
 
 Deadline Communicator::nextTimer() {
+  if (pollAgain_) return Deadline::afterMs(0);  // shared-memory data already waiting
   Deadline d = Deadline::never();
   for (auto& [k, op] : ops_) d = Deadline::earliest(d, op->deadline);
   return d;
@@ -1168,7 +1177,14 @@ void Communicator::onRemoved(const std::string& why, bool left) {
 
 void Communicator::onDataLink(ControlEvent& ev) {
   if (state_ != State::kConnecting && state_ != State::kMember) return;
-  auto conn = transport::tcp::makeConnection(std::move(*ev.socket), ev.peerId, ev.stream);
+  // CHORUS_SHM=1 (experimental, every peer of the job must set it): shared
+  // memory when the peer is on this host, TCP otherwise, decided in band by
+  // a set-up exchange on the authenticated socket (transports/shm/).
+  std::unique_ptr<transport::Connection> conn =
+      transport::shm::enabled()
+          ? transport::shm::makeConnection(std::move(*ev.socket), ev.peerId, ev.stream, peerId_,
+                                           hostId_)
+          : transport::tcp::makeConnection(std::move(*ev.socket), ev.peerId, ev.stream);
   if (!conn) {
     LOG_ERROR("cannot take over the data link to peer " << ev.peerId);
     return;
@@ -1183,6 +1199,7 @@ void Communicator::onDataLink(ControlEvent& ev) {
     engine_.removeFd(old->fd());
     byFd_.erase(old->fd());
     sendPending_.erase(old);
+    polled_.erase(old);
     old->close();
     graveyard_.push_back(std::move(slot));
   }
@@ -1192,6 +1209,7 @@ void Communicator::onDataLink(ControlEvent& ev) {
     return;
   }
   byFd_[conn->fd()] = conn.get();
+  if (conn->needsPolling()) polled_.insert(conn.get());
   slot = std::move(conn);
   if (link.complete()) dialing_.erase(ev.peerId);
   maybeSendReady();
@@ -1207,6 +1225,7 @@ void Communicator::closeLink(uint64_t peerId) {
       byFd_.erase(c->fd());
     }
     sendPending_.erase(c.get());
+    polled_.erase(c.get());
     c->close();
     graveyard_.push_back(std::move(c));
   }

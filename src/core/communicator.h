@@ -184,6 +184,8 @@ class Communicator final : public ProgressEngine::Client,
   bool leaveAnnounced_ = false;
 
   std::unordered_map<uint64_t, PeerLink> links_;
+  std::set<transport::Connection*> polled_;  // shared-memory links: progressed every pass
+  bool pollAgain_ = false;                   // one of them had work when the engine meant to sleep
   std::unordered_map<int, transport::Connection*> byFd_;
   std::unordered_set<transport::Connection*> sendPending_;
   std::vector<std::unique_ptr<transport::Connection>> graveyard_;

@@ -83,8 +83,12 @@ TEST(Topology, OptimisedRingAvoidsTheThrottledLink) {
   ASSERT_TRUE(h.throttle(1, 2, "50mbit"));  // rank order 0-1-2-3 uses 1->2
   TestCoordinator coord("test-secret", 0, h.net + ".254:0");
   ASSERT_TRUE(coord.ok());
-  // The naive and the optimised ring are compared, so force the ring.
-  std::vector<std::vector<std::string>> envs(4, {"CHORUS_ALGO=allreduce:ring"});
+  // The naive and the optimised ring are compared, so force the ring. Each
+  // namespace stands for its own machine: a host label each, so the links
+  // are TCP over the veths (same-host peers would use shared memory).
+  std::vector<std::vector<std::string>> envs;
+  for (int i = 0; i < 4; ++i)
+    envs.push_back({"CHORUS_ALGO=allreduce:ring", "CHORUS_LOCALITY=host=ns" + std::to_string(i)});
   auto w = launchInNamespaces(
       h, coord.address(), "ring",
       {"--scenario", "topo", "--count", std::to_string(1 << 20), "--iters", "2"}, envs);

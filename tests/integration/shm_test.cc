@@ -1,0 +1,87 @@
+// The experimental shared-memory transport (CHORUS_SHM=1): every dtype x op
+// x count between two processes through the rings (4 KiB rings, so large
+// payloads wrap and fill them many times), a killed peer detected through
+// the socket that stays beside the rings, and a stale segment from a
+// crashed run swept away.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "tests/common/harness.h"
+
+using namespace chorus_test;
+
+namespace {
+
+const std::vector<std::string> kShmEnv = {"CHORUS_SHM=1", "CHORUS_SHM_RING_BYTES=65536",
+                                          "CHORUS_LOG_LEVEL=debug"};
+
+TEST(Shm, EveryDtypeOpCountThroughTheRingsN2) {
+  TestCoordinator coord;
+  auto w = Workers::launch(2, coord.address(), "shmsweep",
+                           {"--scenario", "sweep", "--counts", "0,1,7,1000,65537,300001",
+                            "--count", "20001"},
+                           "test-secret", kShmEnv);
+  ASSERT_TRUE(w.waitAll(120000)) << w.dump();
+  std::map<std::string, std::set<std::string>> hashes;
+  for (auto& p : w.procs) {
+    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 3000);
+    EXPECT_NE(p->output().find("shared memory"), std::string::npos)
+        << "the link did not use shared memory";
+    for (const auto& l : p->lines("CASE ")) {
+      auto f = fields(l);
+      EXPECT_EQ(f["rc"], "0") << l;
+      EXPECT_EQ(f["wrong"], "0") << l;
+      hashes[f["name"]].insert(f["hash"]);
+    }
+  }
+  EXPECT_GT(hashes.size(), 100u);
+  for (const auto& [name, set] : hashes) EXPECT_EQ(set.size(), 1u) << name;
+}
+
+TEST(Shm, KilledPeerIsDetectedAndLeavesNoSegment) {
+  // A segment as a crashed earlier run would leave it (its pid is gone).
+  const std::string stale = "/chorus-shm.999999999.0000000000000001.0000000000000002.0";
+  int fd = ::shm_open(stale.c_str(), O_CREAT | O_RDWR, 0600);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  TestCoordinator coord;
+  auto w = Workers::launch(2, coord.address(), "shmkill",
+                           {"--scenario", "loop", "--iters", "1000000", "--count", "100000",
+                            "--op-timeout-ms", "20000"},
+                           "test-secret", kShmEnv);
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("OP it=", 30000, 20)) << w.dump();
+  w.procs[1]->signal(SIGKILL);
+  auto t0 = std::chrono::steady_clock::now();
+  // The survivor goes on alone: its operations run in a view of one.
+  bool alone = false;
+  while (!alone && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
+    w.procs[0]->pump(50);
+    for (const auto& l : w.procs[0]->lines("OP ")) alone |= fields(l)["size"] == "1";
+  }
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(alone) << w.dump();
+  EXPECT_LT(s, 10.0) << "the loss of a shared-memory peer took too long to detect";
+  w.procs[0]->signal(SIGTERM);
+  w.procs[0]->wait(5000);
+  // The stale segment was swept; the live run's rings were unlinked once
+  // mapped, so nothing of ours is left either.
+  EXPECT_NE(::shm_unlink(stale.c_str()), 0) << "stale segment still there";
+  std::string mine = "chorus-shm." + std::to_string(w.procs[0]->pid()) + ".";
+  bool left = false;
+  if (DIR* d = ::opendir("/dev/shm")) {
+    while (dirent* e = ::readdir(d)) left |= std::string(e->d_name).rfind(mine, 0) == 0;
+    ::closedir(d);
+  }
+  EXPECT_FALSE(left) << "a ring of the surviving peer is still linked";
+}
+
+}  // namespace

@@ -1,0 +1,223 @@
+#include "transports/shm/connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "src/core/log.h"
+
+namespace chorus::transport::shm {
+
+namespace {
+// Offer: "CHSO" u32 length, name. Answer: "CHSA" u8 ok.
+constexpr char kOffer[4] = {'C', 'H', 'S', 'O'};
+constexpr char kAnswer[4] = {'C', 'H', 'S', 'A'};
+
+std::string ringName(uint64_t writer, uint64_t reader) {
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "/chorus-shm.%d.%016llx.%016llx", static_cast<int>(::getpid()),
+                static_cast<unsigned long long>(writer), static_cast<unsigned long long>(reader));
+  return buf;
+}
+}  // namespace
+
+ShmConnection::ShmConnection(int fd, uint64_t peerId, int stream, uint64_t myPeerId,
+                             const std::string& myHost, size_t ringBytes)
+    : TcpConnection(fd, peerId, stream), myHost_(myHost) {
+  std::string offered;
+  if (ringBytes > 0) {
+    std::string name = ringName(myPeerId, peerId) + "." + std::to_string(stream);
+    auto r = Ring::create(name, ringBytes);
+    if (r.isOk()) {
+      out_.reset(r.value());
+      offered = name;
+    } else {
+      LOG_INFO("shared memory to peer " << peerId << " unavailable: " << r.status().toString());
+    }
+  }
+  // Offer: "CHSO", u32 length of the rest, u32 host length, host, ring name
+  // (empty: shared memory off or unavailable here).
+  uint32_t hostLen = static_cast<uint32_t>(myHost.size());
+  uint32_t rest = 4 + hostLen + static_cast<uint32_t>(offered.size());
+  outbox_.assign(kOffer, 4);
+  outbox_.append(reinterpret_cast<const char*>(&rest), 4);
+  outbox_.append(reinterpret_cast<const char*>(&hostLen), 4);
+  outbox_ += myHost;
+  outbox_ += offered;
+}
+
+ShmConnection::~ShmConnection() = default;
+
+void ShmConnection::close() {
+  TcpConnection::close();
+  in_.reset();
+  out_.reset();
+}
+
+Status ShmConnection::setupStep(bool* progressed) {
+  // Send what is queued (tiny: one offer, one answer).
+  while (!outbox_.empty()) {
+    ssize_t w = ::send(fd_, outbox_.data(), outbox_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (w <= 0) return brokenError("failed during the shared-memory set-up", errno);
+    outbox_.erase(0, static_cast<size_t>(w));
+    *progressed = true;
+  }
+  // Read exactly the set-up messages, never a byte of the frames after them.
+  for (;;) {
+    size_t want;
+    if (!gotOffer_) {
+      want = inbox_.size() < 8 ? 8 - inbox_.size() : 0;
+      if (want == 0) {
+        uint32_t len;
+        std::memcpy(&len, inbox_.data() + 4, 4);
+        if (std::memcmp(inbox_.data(), kOffer, 4) != 0 || len < 4 || len > 1200)
+          return protocolError("bad link set-up offer from peer " + std::to_string(peerId_));
+        want = 8 + len - inbox_.size();
+        if (want == 0) {
+          uint32_t hostLen;
+          std::memcpy(&hostLen, inbox_.data() + 8, 4);
+          if (hostLen > len - 4)
+            return protocolError("bad link set-up offer from peer " + std::to_string(peerId_));
+          std::string host = inbox_.substr(12, hostLen);
+          std::string name = inbox_.substr(12 + hostLen);
+          inbox_.clear();
+          gotOffer_ = true;
+          // Shared memory only between processes of one host (the same host
+          // identity, or the same CHORUS_LOCALITY host label).
+          if (!name.empty() && out_ && host == myHost_) {
+            auto r = Ring::open(name);
+            if (r.isOk()) {
+              in_.reset(r.value());
+              in_->unlinkName();  // mapped: nothing to clean up after a crash
+              iOk_ = true;
+            } else {
+              LOG_INFO("cannot open peer " << peerId_ << "'s ring: " << r.status().toString());
+            }
+          }
+          char ans[5];
+          std::memcpy(ans, kAnswer, 4);
+          ans[4] = iOk_ ? 1 : 0;
+          outbox_.append(ans, 5);
+          sentAnswer_ = true;
+          return setupStep(progressed);
+        }
+      }
+    } else {
+      want = 5 - inbox_.size();
+      if (want == 0) {
+        if (std::memcmp(inbox_.data(), kAnswer, 4) != 0)
+          return protocolError("bad link set-up answer from peer " + std::to_string(peerId_));
+        peerOk_ = inbox_[4] == 1;
+        if (!outbox_.empty()) return Status::ok();  // our answer is not out yet
+        mode_ = (iOk_ && peerOk_) ? Mode::kShm : Mode::kTcp;
+        if (out_) out_->unlinkName();
+        if (mode_ == Mode::kTcp) {
+          in_.reset();
+          out_.reset();
+        }
+        LOG_DEBUG("link to peer " << peerId_ << " stream " << stream_ << ": "
+                                  << (mode_ == Mode::kShm ? "shared memory" : "tcp"));
+        *progressed = true;
+        return Status::ok();
+      }
+    }
+    char buf[256];
+    ssize_t r = ::recv(fd_, buf, std::min(want, sizeof(buf)), MSG_DONTWAIT);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Status::ok();
+    if (r == 0) return brokenError("was closed by the peer during set-up", 0);
+    if (r < 0) return brokenError("failed during the shared-memory set-up", errno);
+    inbox_.append(buf, static_cast<size_t>(r));
+    *progressed = true;
+  }
+}
+
+Result<ProgressResult> ShmConnection::progress(FrameSink& sink) {
+  if (mode_ == Mode::kSetup && isOpen()) {
+    ProgressResult pr;
+    CHORUS_RETURN_IF_ERROR(setupStep(&pr.didWork));
+    if (mode_ == Mode::kSetup) return pr;
+    CHORUS_ASSIGN_OR_RETURN(ProgressResult more, TcpConnection::progress(sink));
+    pr.didWork |= more.didWork;
+    return pr;
+  }
+  return TcpConnection::progress(sink);
+}
+
+void ShmConnection::wake() {
+  char b = 0;
+  ssize_t w = ::send(fd_, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+  (void)w;  // EAGAIN: wake-ups are already queued
+}
+
+ssize_t ShmConnection::drainWakes() {
+  char buf[256];
+  for (;;) {
+    ssize_t r = ::recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
+    if (r > 0) continue;
+    if (r == 0) return 0;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return -EAGAIN;
+    return -errno;
+  }
+}
+
+ssize_t ShmConnection::writeBytes(const ::iovec* iov, int n) {
+  if (mode_ == Mode::kTcp) return TcpConnection::writeBytes(iov, n);
+  if (mode_ != Mode::kShm) return -EAGAIN;
+  size_t total = 0;
+  for (int pass = 0; pass < 2 && total == 0; ++pass) {
+    for (int i = 0; i < n; ++i) {
+      size_t w = out_->write(static_cast<const uint8_t*>(iov[i].iov_base), iov[i].iov_len);
+      total += w;
+      if (w < iov[i].iov_len) break;
+    }
+    if (total == 0) out_->header()->writerArmed.store(1, std::memory_order_seq_cst);
+  }
+  if (total > 0 && out_->header()->readerArmed.exchange(0, std::memory_order_seq_cst)) wake();
+  return total > 0 ? static_cast<ssize_t>(total) : -EAGAIN;
+}
+
+ssize_t ShmConnection::readBytes(const ::iovec* iov, int n) {
+  if (mode_ == Mode::kTcp) return TcpConnection::readBytes(iov, n);
+  if (mode_ != Mode::kShm) return -EAGAIN;
+  ssize_t d = drainWakes();
+  if (d == 0) return 0;  // the peer's socket closed: it is gone
+  if (d != -EAGAIN) return d;
+  size_t total = 0;
+  for (int pass = 0; pass < 2 && total == 0; ++pass) {
+    for (int i = 0; i < n; ++i) {
+      size_t r = in_->read(static_cast<uint8_t*>(iov[i].iov_base), iov[i].iov_len);
+      total += r;
+      if (r < iov[i].iov_len) break;
+    }
+    if (total == 0) in_->header()->readerArmed.store(1, std::memory_order_seq_cst);
+  }
+  if (total == 0) return -EAGAIN;
+  in_->header()->readerArmed.store(0, std::memory_order_relaxed);
+  if (in_->header()->writerArmed.exchange(0, std::memory_order_seq_cst)) wake();
+  return static_cast<ssize_t>(total);
+}
+
+bool ShmConnection::prepareSleep() {
+  if (mode_ != Mode::kShm) return mode_ == Mode::kTcp || outbox_.empty();
+  in_->header()->readerArmed.store(1, std::memory_order_seq_cst);
+  if (in_->readable() > 0) return false;
+  if (hasPendingSends()) {
+    out_->header()->writerArmed.store(1, std::memory_order_seq_cst);
+    if (out_->writable() > 0) return false;
+  }
+  return true;
+}
+
+bool ShmConnection::wantsWriteReadiness() const {
+  if (mode_ == Mode::kShm) return false;  // space in the ring comes with a wake-up byte
+  if (mode_ == Mode::kSetup) return !outbox_.empty();
+  return hasPendingSends();
+}
+
+}  // namespace chorus::transport::shm

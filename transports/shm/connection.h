@@ -1,0 +1,57 @@
+// Same-host data connection: frames travel through two shared-memory rings
+// (ring.h), one per direction; the TCP socket the peers authenticated on stays
+// open and carries only one-byte wake-ups (to a side that armed before
+// sleeping) and the end-of-stream that reveals a dead peer. It reuses the TCP
+// connection's framing over a different byte pipe.
+//
+// Every data link starts with a set-up on the socket, before any frame: each
+// side sends its host identity and the name of the outgoing ring it created;
+// each opens the other's ring if the hosts match and answers whether it
+// could. Shared memory is used only if both could; otherwise the link simply
+// stays TCP (other host, different containers, no /dev/shm, CHORUS_SHM=0 on
+// either side), with no frame lost. Deciding in band keeps both ends in
+// agreement even when one learned of the other before its view did.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "transports/shm/ring.h"
+#include "transports/tcp/connection.h"
+
+namespace chorus::transport::shm {
+
+class ShmConnection final : public tcp::TcpConnection {
+ public:
+  // ringBytes 0: offer no shared memory (CHORUS_SHM=0); the link stays TCP.
+  ShmConnection(int fd, uint64_t peerId, int stream, uint64_t myPeerId, const std::string& myHost,
+                size_t ringBytes);
+  ~ShmConnection() override;
+
+  const char* transportName() const override { return mode_ == Mode::kShm ? "shm" : "tcp"; }
+  Result<ProgressResult> progress(FrameSink& sink) override;
+  bool needsPolling() const override { return mode_ != Mode::kTcp; }
+  bool prepareSleep() override;
+  bool wantsWriteReadiness() const override;
+  void close() override;
+
+ protected:
+  ssize_t writeBytes(const ::iovec* iov, int n) override;
+  ssize_t readBytes(const ::iovec* iov, int n) override;
+
+ private:
+  enum class Mode { kSetup, kShm, kTcp };
+  Status setupStep(bool* progressed);
+  void wake();
+  ssize_t drainWakes();  // 0 at end of stream, -EAGAIN when drained
+
+  Mode mode_ = Mode::kSetup;
+  std::string myHost_;
+  std::unique_ptr<Ring> out_, in_;
+  // Set-up state.
+  std::string outbox_;   // set-up bytes still to send
+  std::string inbox_;    // set-up bytes received
+  bool sentAnswer_ = false, gotOffer_ = false, peerOk_ = false, iOk_ = false;
+};
+
+}  // namespace chorus::transport::shm

@@ -1,0 +1,143 @@
+#include "transports/shm/ring.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <new>
+#include <cstring>
+
+namespace chorus::transport::shm {
+
+namespace {
+size_t mapSize(size_t capacity) {
+  return sizeof(RingHeader) + capacity;
+}
+}  // namespace
+
+Result<Ring*> Ring::create(const std::string& name, size_t capacity) {
+  int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return systemError("shm_open(" + name + ")", errno);
+  if (::ftruncate(fd, static_cast<off_t>(mapSize(capacity))) != 0) {
+    int e = errno;
+    ::close(fd);
+    ::shm_unlink(name.c_str());
+    return systemError("ftruncate(" + name + ")", e);
+  }
+  void* p = ::mmap(nullptr, mapSize(capacity), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int e = errno;
+  ::close(fd);
+  if (p == MAP_FAILED) {
+    ::shm_unlink(name.c_str());
+    return systemError("mmap(" + name + ")", e);
+  }
+  auto* r = new Ring();
+  r->hdr_ = new (p) RingHeader();
+  r->hdr_->capacity = capacity;
+  r->hdr_->head.store(0);
+  r->hdr_->tail.store(0);
+  r->hdr_->readerArmed.store(0);
+  r->hdr_->writerArmed.store(0);
+  r->data_ = static_cast<uint8_t*>(p) + sizeof(RingHeader);
+  r->mapped_ = mapSize(capacity);
+  r->name_ = name;
+  r->linked_ = true;
+  std::atomic_thread_fence(std::memory_order_release);
+  r->hdr_->magic = kMagic;
+  return r;
+}
+
+Result<Ring*> Ring::open(const std::string& name) {
+  int fd = ::shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return systemError("shm_open(" + name + ")", errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(sizeof(RingHeader))) {
+    ::close(fd);
+    return protocolError("shared-memory ring " + name + " is truncated");
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int e = errno;
+  ::close(fd);
+  if (p == MAP_FAILED) return systemError("mmap(" + name + ")", e);
+  auto* hdr = static_cast<RingHeader*>(p);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (hdr->magic != kMagic || mapSize(hdr->capacity) != size) {
+    ::munmap(p, size);
+    return protocolError("shared-memory ring " + name + " has a bad header");
+  }
+  auto* r = new Ring();
+  r->hdr_ = hdr;
+  r->data_ = static_cast<uint8_t*>(p) + sizeof(RingHeader);
+  r->mapped_ = size;
+  r->name_ = name;
+  r->linked_ = true;
+  return r;
+}
+
+Ring::~Ring() {
+  if (linked_) ::shm_unlink(name_.c_str());
+  if (hdr_) ::munmap(hdr_, mapped_);
+}
+
+void Ring::unlinkName() {
+  if (linked_) ::shm_unlink(name_.c_str());
+  linked_ = false;
+}
+
+size_t Ring::readable() const {
+  return static_cast<size_t>(hdr_->tail.load(std::memory_order_acquire) -
+                             hdr_->head.load(std::memory_order_relaxed));
+}
+size_t Ring::writable() const {
+  return hdr_->capacity - static_cast<size_t>(hdr_->tail.load(std::memory_order_relaxed) -
+                                              hdr_->head.load(std::memory_order_acquire));
+}
+
+size_t Ring::write(const uint8_t* p, size_t len) {
+  const uint64_t cap = hdr_->capacity;
+  const uint64_t tail = hdr_->tail.load(std::memory_order_relaxed);
+  const uint64_t head = hdr_->head.load(std::memory_order_acquire);
+  size_t n = static_cast<size_t>(std::min<uint64_t>(len, cap - (tail - head)));
+  if (n == 0) return 0;
+  size_t at = static_cast<size_t>(tail % cap), first = std::min<size_t>(n, cap - at);
+  std::memcpy(data_ + at, p, first);
+  std::memcpy(data_, p + first, n - first);
+  hdr_->tail.store(tail + n, std::memory_order_seq_cst);
+  return n;
+}
+
+size_t Ring::read(uint8_t* p, size_t len) {
+  const uint64_t cap = hdr_->capacity;
+  const uint64_t head = hdr_->head.load(std::memory_order_relaxed);
+  const uint64_t tail = hdr_->tail.load(std::memory_order_acquire);
+  size_t n = static_cast<size_t>(std::min<uint64_t>(len, tail - head));
+  if (n == 0) return 0;
+  size_t at = static_cast<size_t>(head % cap), first = std::min<size_t>(n, cap - at);
+  std::memcpy(p, data_ + at, first);
+  std::memcpy(p + first, data_, n - first);
+  hdr_->head.store(head + n, std::memory_order_seq_cst);
+  return n;
+}
+
+void sweepStaleSegments() {
+  DIR* d = ::opendir("/dev/shm");
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    const char* prefix = "chorus-shm.";
+    if (std::strncmp(e->d_name, prefix, std::strlen(prefix)) != 0) continue;
+    long pid = std::strtol(e->d_name + std::strlen(prefix), nullptr, 10);
+    if (pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+      ::shm_unlink((std::string("/") + e->d_name).c_str());
+  }
+  ::closedir(d);
+}
+
+}  // namespace chorus::transport::shm

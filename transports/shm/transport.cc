@@ -1,0 +1,31 @@
+#include "transports/shm/transport.h"
+
+#include <mutex>
+
+#include "src/core/config.h"
+#include "transports/shm/connection.h"
+#include "transports/tcp/transport.h"
+
+namespace chorus::transport::shm {
+
+bool enabled() {
+  return envIntOr("CHORUS_SHM", 0) != 0;
+}
+
+size_t ringBytes() {
+  int v = envIntOr("CHORUS_SHM_RING_BYTES", 4 << 20);
+  return static_cast<size_t>(v < (64 << 10) ? (64 << 10) : v);
+}
+
+std::unique_ptr<Connection> makeConnection(asio::ip::tcp::socket s, uint64_t peerId, int stream,
+                                           uint64_t myPeerId, const std::string& myHost) {
+  static std::once_flag swept;
+  std::call_once(swept, sweepStaleSegments);  // leftovers of crashed runs
+  tcp::tuneDataSocket(s);
+  asio::error_code ec;
+  int fd = s.release(ec);
+  if (ec) return nullptr;
+  return std::make_unique<ShmConnection>(fd, peerId, stream, myPeerId, myHost, ringBytes());
+}
+
+}  // namespace chorus::transport::shm
