@@ -174,6 +174,16 @@ Status spill(const std::string& dir, const Manifest& m, const std::map<int, std:
   return Status::ok();
 }
 
+// The manifest's part of a report.
+void describeManifest(const Manifest& m, SnapshotReport* rep) {
+  rep->snapshotId = m.id;
+  rep->revision = m.revision;
+  rep->dataShards = static_cast<int>(m.k);
+  rep->parityShards = static_cast<int>(m.m);
+  rep->stateBytes = m.stateBytes;
+  rep->shardBytes = m.shardBytes;
+}
+
 // Fault injection for tests: CHORUS_FAULT_CORRUPT_SHARD set on a peer flips
 // one byte of every shard it stores, after its hash went into the manifest.
 void maybeCorrupt(std::vector<uint8_t>& shard) {
@@ -328,12 +338,7 @@ SnapshotReport SnapshotStore::describe() {
   Held h = current();
   SnapshotReport rep;
   if (!h.manifest) return rep;
-  rep.snapshotId = h.manifest->id;
-  rep.revision = h.manifest->revision;
-  rep.dataShards = static_cast<int>(h.manifest->k);
-  rep.parityShards = static_cast<int>(h.manifest->m);
-  rep.stateBytes = h.manifest->stateBytes;
-  rep.shardBytes = h.manifest->shardBytes;
+  describeManifest(*h.manifest, &rep);
   rep.shardsHeld = static_cast<int>(h.shards.size());
   return rep;
 }
@@ -478,12 +483,7 @@ Result<SnapshotReport> SnapshotStore::takeOnce(Communicator& comm, SharedState& 
   if (!spillDir.empty()) CHORUS_RETURN_IF_ERROR(spill(spillDir, *man, next.shards));
   install(next);
 
-  rep.snapshotId = man->id;
-  rep.revision = revision;
-  rep.dataShards = k;
-  rep.parityShards = m;
-  rep.stateBytes = man->stateBytes;
-  rep.shardBytes = man->shardBytes;
+  describeManifest(*man, &rep);
   rep.shardsHeld = static_cast<int>(next.shards.size());
   LOG_INFO("snapshot " << idHex(man->id) << " revision " << revision << ": " << man->stateBytes
                        << " bytes in " << k << "+" << m << " shards of " << man->shardBytes);
@@ -567,12 +567,7 @@ Result<Agreed> agree(Communicator& comm, const std::shared_ptr<const Manifest>& 
         break;
       }
   }
-  rep.snapshotId = g.manifest->id;
-  rep.revision = g.manifest->revision;
-  rep.dataShards = static_cast<int>(g.manifest->k);
-  rep.parityShards = static_cast<int>(g.manifest->m);
-  rep.stateBytes = g.manifest->stateBytes;
-  rep.shardBytes = g.manifest->shardBytes;
+  describeManifest(*g.manifest, &rep);
   rep.shardsLost = static_cast<int>(g.lost.size());
   rep.shardsCorrupt = static_cast<int>(g.corrupt.size());
   return g;
@@ -881,12 +876,7 @@ Result<SnapshotReport> SnapshotStore::load(const std::string& dir) {
     }
     next.shards[i] = std::make_shared<const std::vector<uint8_t>>(d.begin() + 32, d.end());
   }
-  rep.snapshotId = best->id;
-  rep.revision = best->revision;
-  rep.dataShards = static_cast<int>(best->k);
-  rep.parityShards = static_cast<int>(best->m);
-  rep.stateBytes = best->stateBytes;
-  rep.shardBytes = best->shardBytes;
+  describeManifest(*best, &rep);
   rep.shardsHeld = static_cast<int>(next.shards.size());
   install(next);
   return rep;
