@@ -257,17 +257,20 @@ CHORUS_HD void minMax(const float* x, uint32_t n, float* lo, float* hi) {
   *lo = fromOrderKey(a);
   *hi = fromOrderKey(b);
 }
-// Sum of |x| in a fixed order every implementation follows: eight
-// interleaved partial sums (element i goes to sum i mod 8), combined as
-// ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)).
+// Sum of |x| in a fixed order every implementation follows: 32 interleaved
+// partial sums (element i goes to sum i mod 32; enough independent chains to
+// hide the adder's latency), combined pairwise: s[j] += s[j+16], then +8,
+// +4, +2, +1.
 CHORUS_HD float sumAbs(const float* x, uint32_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  float acc[32];
+  for (int j = 0; j < 32; ++j) acc[j] = 0.0f;
   uint32_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] = fadd(acc[j], fabsBits(x[i + j]));
+  for (; i + 32 <= n; i += 32)
+    for (int j = 0; j < 32; ++j) acc[j] = fadd(acc[j], fabsBits(x[i + j]));
   for (int j = 0; i < n; ++i, ++j) acc[j] = fadd(acc[j], fabsBits(x[i]));
-  return fadd(fadd(fadd(acc[0], acc[1]), fadd(acc[2], acc[3])),
-              fadd(fadd(acc[4], acc[5]), fadd(acc[6], acc[7])));
+  for (int w = 16; w >= 1; w /= 2)
+    for (int j = 0; j < w; ++j) acc[j] = fadd(acc[j], acc[j + w]);
+  return acc[0];
 }
 
 // Quantized step index of v * inv, clamped to [lo, hi].
