@@ -38,7 +38,15 @@ std::unique_ptr<Process> Process::spawn(const std::string& path,
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   std::vector<std::string> envStore;
-  for (char** e = environ; *e; ++e) envStore.emplace_back(*e);
+  // The given variables replace inherited ones of the same name (getenv
+  // would otherwise see the first, inherited, value).
+  auto nameOf = [](const std::string& kv) { return kv.substr(0, kv.find('=')); };
+  for (char** e = environ; *e; ++e) {
+    std::string kv(*e);
+    bool overridden = false;
+    for (const auto& g : env) overridden |= nameOf(g) == nameOf(kv);
+    if (!overridden) envStore.push_back(std::move(kv));
+  }
   for (const auto& e : env) envStore.push_back(e);
   std::vector<char*> envp;
   for (auto& e : envStore) envp.push_back(const_cast<char*>(e.c_str()));
