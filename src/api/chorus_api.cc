@@ -1119,6 +1119,9 @@ CHORUS_API chorusResult_t chorusSyncSharedState(chorusComm_t comm, chorusStateSt
 CHORUS_API chorusResult_t chorusOptimizeTopology(chorusComm_t comm) {
   return guard(comm, [&]() -> Status {
     CHORUS_RETURN_IF_ERROR(requireComm(comm));
+    // It needs the communicator idle: let the background snapshot
+    // protection started at connect/update finish first.
+    joinBackground(comm);
     return comm->impl->optimizeTopology();
   });
 }
