@@ -401,33 +401,35 @@ CHORUS_API chorusResult_t chorusGroupEnd(void);
  * outlier does not flatten a whole buffer. Formats and the NaN/Inf policy
  * (a block holding NaN or an infinity decodes to NaN) are in docs. */
 typedef enum {
-  chorusCodecUint8 = 0,    /* min-max (zero point + scale) to 8 bits */
-  chorusCodecInt8 = 1,     /* symmetric, scale = max|x| / 127 */
-  chorusCodecInt4 = 2,     /* symmetric, scale = max|x| / 7, two per byte */
-  chorusCodecFp8E4M3 = 3,  /* scaled to the fp8 range, OCP E4M3 */
-  chorusCodecFp8E5M2 = 4,  /* scaled to the fp8 range, OCP E5M2 */
-  chorusCodecOneBit = 5,   /* sign + mean |x| per block */
-  chorusCodecTopK = 6,     /* the topkPerBlock largest |x| per block (ties: lower index) */
+  chorusCodecUint8 = 0,   /* min-max (zero point + scale) to 8 bits */
+  chorusCodecInt8 = 1,    /* symmetric, scale = max|x| / 127 */
+  chorusCodecInt4 = 2,    /* symmetric, scale = max|x| / 7, two per byte */
+  chorusCodecFp8E4M3 = 3, /* scaled to the fp8 range, OCP E4M3 */
+  chorusCodecFp8E5M2 = 4, /* scaled to the fp8 range, OCP E5M2 */
+  chorusCodecOneBit = 5,  /* sign + mean |x| per block */
+  chorusCodecTopK = 6,    /* the topkPerBlock largest |x| per block (ties: lower index) */
   chorusNumCodecs = 7
 } chorusCodecKind_t;
 
 typedef struct {
-  size_t size;              /* sizeof(chorusCodecParams_t) */
+  size_t size; /* sizeof(chorusCodecParams_t) */
   chorusCodecKind_t kind;
-  uint32_t blockSize;       /* values per block, 1..65536 (default 256) */
-  uint32_t topkPerBlock;    /* chorusCodecTopK: values kept per block (default blockSize/32) */
-  int stochasticRounding;   /* quantizers: 1 = stochastic from seed, 0 = to nearest even */
-  uint64_t seed;            /* stochastic rounding stream (the same on every peer) */
-  int errorFeedback;        /* keep what compression dropped and add it next call
-                               (default: on for one-bit and top-k, off otherwise) */
+  uint32_t blockSize;     /* values per block, 1..65536 (default 256) */
+  uint32_t topkPerBlock;  /* chorusCodecTopK: values kept per block (default blockSize/32) */
+  int stochasticRounding; /* quantizers: 1 = stochastic from seed, 0 = to nearest even */
+  uint64_t seed;          /* stochastic rounding stream (the same on every peer) */
+  int errorFeedback;      /* keep what compression dropped and add it next call
+                             (default: on for one-bit and top-k, off otherwise) */
 } chorusCodecParams_t;
 
 typedef struct chorusCodec* chorusCodec_t;
 
-CHORUS_API chorusResult_t chorusCodecParamsInit(chorusCodecParams_t* params, chorusCodecKind_t kind);
+CHORUS_API chorusResult_t chorusCodecParamsInit(chorusCodecParams_t* params,
+                                                chorusCodecKind_t kind);
 /* A codec object carries its error-feedback residuals across calls; keep one
  * per buffer you all-reduce. Not shared by concurrent calls. */
-CHORUS_API chorusResult_t chorusCodecCreate(const chorusCodecParams_t* params, chorusCodec_t* codec);
+CHORUS_API chorusResult_t chorusCodecCreate(const chorusCodecParams_t* params,
+                                            chorusCodec_t* codec);
 CHORUS_API chorusResult_t chorusCodecDestroy(chorusCodec_t codec);
 /* Forget the residuals (e.g. after loading a checkpoint). */
 CHORUS_API chorusResult_t chorusCodecReset(chorusCodec_t codec);
@@ -446,10 +448,10 @@ CHORUS_API chorusResult_t chorusCodecDecode(chorusCodec_t codec, const void* in,
  * decodes and sums in fp32, compresses the sum once, and every peer decodes
  * those published bytes, so every peer ends with identical bytes.
  * info->bytesSent / bytesReceived report the compressed bytes on the wire. */
-CHORUS_API chorusResult_t chorusAllReduceCompressed(const void* sendbuf, void* recvbuf, size_t count,
-                                                    chorusDataType_t dtype, chorusRedOp_t op,
-                                                    chorusCodec_t codec, chorusComm_t comm,
-                                                    chorusOpInfo_t* info);
+CHORUS_API chorusResult_t chorusAllReduceCompressed(const void* sendbuf, void* recvbuf,
+                                                    size_t count, chorusDataType_t dtype,
+                                                    chorusRedOp_t op, chorusCodec_t codec,
+                                                    chorusComm_t comm, chorusOpInfo_t* info);
 
 /* ------------------------------------------------------------------------- */
 /* Shared state                                                               */
@@ -543,8 +545,7 @@ CHORUS_API chorusResult_t chorusSnapshot(chorusComm_t comm, int dataShards, int 
  * chorusWait (chorusOpInfo_t reports the bytes). The buffers must not change
  * until it completes. */
 CHORUS_API chorusResult_t chorusSnapshotAsync(chorusComm_t comm, int dataShards, int parityShards,
-                                              const char* spillDirectory,
-                                              chorusRequest_t* request);
+                                              const char* spillDirectory, chorusRequest_t* request);
 /* Joint call: rebuild the snapshot from any k intact shards (corrupt shards
  * are excluded and counted), write its replicated buffers and revision into
  * every member's registered buffers, and this peer's own private buffers

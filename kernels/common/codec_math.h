@@ -149,8 +149,8 @@ CHORUS_HD float clampf(float v, float lo, float hi) {
 // ---- sizes ----
 CHORUS_HD uint32_t topkCount(const Params& p, uint32_t n) {
   // Partial blocks keep a proportional share (at least one value).
-  uint32_t k = static_cast<uint32_t>((static_cast<uint64_t>(p.topk) * n + p.blockSize - 1) /
-                                     p.blockSize);
+  uint32_t k =
+      static_cast<uint32_t>((static_cast<uint64_t>(p.topk) * n + p.blockSize - 1) / p.blockSize);
   return k < 1 ? 1 : (k > n ? n : k);
 }
 CHORUS_HD size_t blockBytes(const Params& p, uint32_t n) {
@@ -174,7 +174,8 @@ CHORUS_HD size_t blockBytes(const Params& p, uint32_t n) {
 // Bytes of `count` values: full blocks, then the partial one.
 CHORUS_HD size_t encodedBytes(const Params& p, size_t count) {
   size_t full = count / p.blockSize, rest = count % p.blockSize;
-  return full * blockBytes(p, p.blockSize) + (rest ? blockBytes(p, static_cast<uint32_t>(rest)) : 0);
+  return full * blockBytes(p, p.blockSize) +
+         (rest ? blockBytes(p, static_cast<uint32_t>(rest)) : 0);
 }
 
 // ---- fp8 (OCP 8-bit floats) ----
@@ -309,8 +310,8 @@ CHORUS_HD void encodeBlock(const Params& p, const float* x, uint32_t n, uint64_t
         }
       } else {
         for (uint32_t i = 0; i < n; ++i)
-          q[i] = static_cast<uint8_t>(static_cast<int32_t>(
-              quantize(fsub(x[i], lo), inv, 0.0f, 255.0f, p, first + i)));
+          q[i] = static_cast<uint8_t>(
+              static_cast<int32_t>(quantize(fsub(x[i], lo), inv, 0.0f, 255.0f, p, first + i)));
       }
       return;
     }
@@ -380,7 +381,8 @@ CHORUS_HD void encodeBlock(const Params& p, const float* x, uint32_t n, uint64_t
       }
       if (n % 8) {
         uint32_t bits = 0;
-        for (uint32_t t = 0; 8 * full + t < n; ++t) bits |= ((bitsOf(x[8 * full + t]) >> 31) ^ 1u) << t;
+        for (uint32_t t = 0; 8 * full + t < n; ++t)
+          bits |= ((bitsOf(x[8 * full + t]) >> 31) ^ 1u) << t;
         out[4 + full] = static_cast<uint8_t>(bits);
       }
       return;
@@ -427,7 +429,8 @@ CHORUS_HD void decodeBlock(const Params& p, const uint8_t* in, uint32_t n, float
   switch (p.kind) {
     case kUint8: {
       float lo = getF(in), scale = getF(in + 4);
-      for (uint32_t i = 0; i < n; ++i) out[i] = fadd(lo, fmul(static_cast<float>(in[8 + i]), scale));
+      for (uint32_t i = 0; i < n; ++i)
+        out[i] = fadd(lo, fmul(static_cast<float>(in[8 + i]), scale));
       return;
     }
     case kInt8: {
@@ -461,7 +464,8 @@ CHORUS_HD void decodeBlock(const Params& p, const uint8_t* in, uint32_t n, float
         const uint32_t bits = in[4 + j];
         for (uint32_t t = 0; t < 8; ++t) out[8 * j + t] = ((bits >> t) & 1) ? scale : neg;
       }
-      for (uint32_t i = 8 * full; i < n; ++i) out[i] = ((in[4 + i / 8] >> (i % 8)) & 1) ? scale : neg;
+      for (uint32_t i = 8 * full; i < n; ++i)
+        out[i] = ((in[4 + i / 8] >> (i % 8)) & 1) ? scale : neg;
       return;
     }
     case kTopK: {

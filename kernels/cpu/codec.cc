@@ -18,8 +18,8 @@ Status validateCodec(const codec::Params& p) {
   return Status::ok();
 }
 
-CHORUS_KERNEL void encode(const codec::Params& p, const float* x, size_t count,
-                          uint64_t firstIndex, uint8_t* out) {
+CHORUS_KERNEL void encode(const codec::Params& p, const float* x, size_t count, uint64_t firstIndex,
+                          uint8_t* out) {
   const size_t full = codec::blockBytes(p, p.blockSize);
   for (size_t b = 0, off = 0; off < count; ++b, off += p.blockSize) {
     uint32_t n = static_cast<uint32_t>(count - off < p.blockSize ? count - off : p.blockSize);
@@ -27,8 +27,8 @@ CHORUS_KERNEL void encode(const codec::Params& p, const float* x, size_t count,
   }
 }
 
-CHORUS_KERNEL Status decode(const codec::Params& p, const uint8_t* in, size_t inBytes,
-                            size_t count, float* out) {
+CHORUS_KERNEL Status decode(const codec::Params& p, const uint8_t* in, size_t inBytes, size_t count,
+                            float* out) {
   if (inBytes != codec::encodedBytes(p, count))
     return dataLoss("compressed data has " + std::to_string(inBytes) + " bytes, the encoding of " +
                     std::to_string(count) + " values has " +

@@ -68,8 +68,8 @@ std::string hashChunks(const void* device, size_t bytes, size_t chunkBytes, uint
   if (e != cudaSuccess) return err("cudaMalloc", e);
   const unsigned threads = 256;  // a multiple of 8: groups never straddle blocks
   const size_t blocks = (n * 8 + threads - 1) / threads;
-  hashChunksKernel<<<static_cast<unsigned>(blocks), threads>>>(
-      static_cast<const uint8_t*>(device), bytes, chunkBytes, n, dOut);
+  hashChunksKernel<<<static_cast<unsigned>(blocks), threads>>>(static_cast<const uint8_t*>(device),
+                                                               bytes, chunkBytes, n, dOut);
   e = cudaGetLastError();
   if (e == cudaSuccess) e = cudaMemcpy(out, dOut, n * sizeof(uint64_t), cudaMemcpyDeviceToHost);
   cudaFree(dOut);

@@ -14,16 +14,16 @@
 #include <vector>
 
 #include "chorus.h"
+#include "kernels/cpu/codec.h"
+#include "kernels/cuda/codec.h"
+#include "kernels/cuda/device.h"
+#include "src/compress/compressed_allreduce.h"
 #include "src/core/communicator.h"
 #include "src/core/config.h"
 #include "src/core/log.h"
 #include "src/membership/coordinator.h"
-#include "src/state/shared_state.h"
-#include "kernels/cuda/codec.h"
-#include "kernels/cuda/device.h"
 #include "src/state/erasure.h"
-#include "kernels/cpu/codec.h"
-#include "src/compress/compressed_allreduce.h"
+#include "src/state/shared_state.h"
 #include "src/state/snapshot.h"
 
 using chorus::Code;
@@ -165,8 +165,7 @@ void startProtector(chorusComm* comm) {
   std::lock_guard<std::mutex> lk(comm->bgMu);
   comm->background.emplace_back([comm, impl = comm->impl] {
     auto r = comm->snapshots.protect(*impl);
-    if (!r.isOk())
-      LOG_INFO("background snapshot protection: " << r.status().toString());
+    if (!r.isOk()) LOG_INFO("background snapshot protection: " << r.status().toString());
   });
 }
 
@@ -1163,9 +1162,9 @@ CHORUS_API chorusResult_t chorusSnapshot(chorusComm_t comm, int dataShards, int 
     CHORUS_RETURN_IF_ERROR(checkSnapshotInfo(info));
     CHORUS_RETURN_IF_ERROR(checkShards(dataShards, parityShards));
     joinBackground(comm);
-    CHORUS_ASSIGN_OR_RETURN(auto r, comm->snapshots.take(*comm->impl, comm->state, dataShards,
-                                                         parityShards,
-                                                         spillDirectory ? spillDirectory : ""));
+    CHORUS_ASSIGN_OR_RETURN(auto r,
+                            comm->snapshots.take(*comm->impl, comm->state, dataShards, parityShards,
+                                                 spillDirectory ? spillDirectory : ""));
     fillSnapshotInfo(info, r);
     return Status::ok();
   });
@@ -1208,8 +1207,7 @@ CHORUS_API chorusResult_t chorusRecover(chorusComm_t comm, uint64_t adoptPeerId,
     CHORUS_RETURN_IF_ERROR(requireComm(comm));
     CHORUS_RETURN_IF_ERROR(checkSnapshotInfo(info));
     joinBackground(comm);
-    CHORUS_ASSIGN_OR_RETURN(auto r,
-                            comm->snapshots.recover(*comm->impl, comm->state, adoptPeerId));
+    CHORUS_ASSIGN_OR_RETURN(auto r, comm->snapshots.recover(*comm->impl, comm->state, adoptPeerId));
     fillSnapshotInfo(info, r);
     return Status::ok();
   });
@@ -1288,7 +1286,8 @@ CHORUS_API chorusResult_t chorusCodecParamsInit(chorusCodecParams_t* params,
   return guard(nullptr, [&]() -> Status {
     if (!params) return chorus::invalidArgument("params is NULL");
     if (static_cast<int>(kind) < 0 || kind >= chorusNumCodecs)
-      return chorus::invalidArgument("unknown codec kind " + std::to_string(static_cast<int>(kind)));
+      return chorus::invalidArgument("unknown codec kind " +
+                                     std::to_string(static_cast<int>(kind)));
     std::memset(params, 0, sizeof(*params));
     params->size = sizeof(*params);
     params->kind = kind;
@@ -1359,8 +1358,8 @@ CHORUS_API chorusResult_t chorusCodecEncode(chorusCodec_t codec, const void* val
     if (count && (!values || !out)) return chorus::invalidArgument("values or out is NULL");
     size_t need = chorus::codec::encodedBytes(codec->impl.params, count);
     if (outBytes < need)
-      return chorus::invalidArgument("out has " + std::to_string(outBytes) + " bytes, the encoding needs " +
-                                     std::to_string(need));
+      return chorus::invalidArgument("out has " + std::to_string(outBytes) +
+                                     " bytes, the encoding needs " + std::to_string(need));
     CHORUS_ASSIGN_OR_RETURN(bool onDevice, deviceCodecCall(values, out, dtype));
     if (onDevice) {
       std::string e = chorus::cuda::encode(codec->impl.params, static_cast<const float*>(values),
@@ -1397,17 +1396,15 @@ CHORUS_API chorusResult_t chorusCodecDecode(chorusCodec_t codec, const void* in,
       return e.empty() ? Status::ok() : Status(Code::kSystem, e);
     }
     std::vector<float> f(count);
-    CHORUS_RETURN_IF_ERROR(chorus::kernels::decode(codec->impl.params,
-                                                   static_cast<const uint8_t*>(in), inBytes, count,
-                                                   f.data()));
+    CHORUS_RETURN_IF_ERROR(chorus::kernels::decode(
+        codec->impl.params, static_cast<const uint8_t*>(in), inBytes, count, f.data()));
     auto t = static_cast<chorus::DataType>(dtype);
     for (size_t i = 0; i < count; ++i) {
       if (t == chorus::DataType::kFloat32)
         static_cast<float*>(values)[i] = f[i];
       else
-        static_cast<uint16_t*>(values)[i] = t == chorus::DataType::kFloat16
-                                                ? chorus::floatToHalf(f[i])
-                                                : chorus::floatToBf16(f[i]);
+        static_cast<uint16_t*>(values)[i] =
+            t == chorus::DataType::kFloat16 ? chorus::floatToHalf(f[i]) : chorus::floatToBf16(f[i]);
     }
     return Status::ok();
   });
@@ -1423,7 +1420,8 @@ CHORUS_API chorusResult_t chorusAllReduceCompressed(const void* sendbuf, void* r
     CHORUS_RETURN_IF_ERROR(checkInfo(info));
     CHORUS_RETURN_IF_ERROR(checkCodecDtype(dtype));
     CHORUS_RETURN_IF_ERROR(checkCount(count));
-    if (count && (!sendbuf || !recvbuf)) return chorus::invalidArgument("sendbuf or recvbuf is NULL");
+    if (count && (!sendbuf || !recvbuf))
+      return chorus::invalidArgument("sendbuf or recvbuf is NULL");
     if (static_cast<int>(op) < 0 || op >= chorusNumRedOps)
       return chorus::invalidArgument("unknown reduction op");
     chorus::OpInfo oi;

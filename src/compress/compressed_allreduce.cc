@@ -27,7 +27,8 @@ void fromFloat(DataType t, const float* in, void* out, size_t n) {
     return;
   }
   auto* h = static_cast<uint16_t*>(out);
-  for (size_t i = 0; i < n; ++i) h[i] = t == DataType::kFloat16 ? floatToHalf(in[i]) : floatToBf16(in[i]);
+  for (size_t i = 0; i < n; ++i)
+    h[i] = t == DataType::kFloat16 ? floatToHalf(in[i]) : floatToBf16(in[i]);
 }
 
 Status run(Communicator& comm, const algo::CollectiveArgs& a, OpInfo* total) {
@@ -66,8 +67,9 @@ Chunking chunkOnBlocks(size_t count, uint32_t blockSize, int n) {
 Status allReduceCompressed(Communicator& comm, Codec& codec, const void* sendbuf, void* recvbuf,
                            size_t count, DataType dtype, RedOp op, OpInfo* info) {
   if (dtype != DataType::kFloat32 && dtype != DataType::kFloat16 && dtype != DataType::kBfloat16)
-    return invalidArgument(std::string("compressed all-reduce takes float, half or bfloat16, not ") +
-                           dataTypeName(dtype));
+    return invalidArgument(
+        std::string("compressed all-reduce takes float, half or bfloat16, not ") +
+        dataTypeName(dtype));
   if (op != RedOp::kSum && op != RedOp::kAvg)
     return invalidArgument(std::string("compressed all-reduce reduces with sum or avg, not ") +
                            redOpName(op));
@@ -144,7 +146,6 @@ Status allReduceCompressed(Communicator& comm, Codec& codec, const void* sendbuf
   a.recvbuf = in.data();
   a.count = outBytes;
   CHORUS_RETURN_IF_ERROR(run(comm, a, &total));
-
 
   // Owner: decode the N versions, sum in rank order (fp32), compress once.
   std::vector<float> sum(mine), d(mine);

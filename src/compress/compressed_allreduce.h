@@ -37,8 +37,9 @@ struct Codec {
 
   std::mutex mu;  // one operation at a time per codec
   size_t count = 0;
-  std::vector<float> sendResidual;   // per element: left out of what this peer sent
-  std::vector<float> ownerResidual;  // per element of the owned chunk: left out of the published sum
+  std::vector<float> sendResidual;  // per element: left out of what this peer sent
+  std::vector<float>
+      ownerResidual;  // per element of the owned chunk: left out of the published sum
   size_t ownedBegin = 0, ownedEnd = 0;
   uint64_t calls = 0;  // varies the stochastic-rounding stream per call
 

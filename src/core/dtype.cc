@@ -84,15 +84,15 @@ bool parseDataType(const std::string& s, DataType* out) {
     const char* name;
     DataType t;
   } static const kNames[] = {
-      {"int8", DataType::kInt8},       {"int16", DataType::kInt16},       {"uint8", DataType::kUint8},
-      {"int32", DataType::kInt32},     {"uint32", DataType::kUint32},
-      {"int64", DataType::kInt64},     {"uint64", DataType::kUint64},
-      {"half", DataType::kFloat16},    {"fp16", DataType::kFloat16},
-      {"float16", DataType::kFloat16}, {"bfloat16", DataType::kBfloat16},
-      {"bf16", DataType::kBfloat16},   {"float", DataType::kFloat32},
-      {"fp32", DataType::kFloat32},    {"float32", DataType::kFloat32},
-      {"double", DataType::kFloat64},  {"fp64", DataType::kFloat64},
-      {"float64", DataType::kFloat64},
+      {"int8", DataType::kInt8},         {"int16", DataType::kInt16},
+      {"uint8", DataType::kUint8},       {"int32", DataType::kInt32},
+      {"uint32", DataType::kUint32},     {"int64", DataType::kInt64},
+      {"uint64", DataType::kUint64},     {"half", DataType::kFloat16},
+      {"fp16", DataType::kFloat16},      {"float16", DataType::kFloat16},
+      {"bfloat16", DataType::kBfloat16}, {"bf16", DataType::kBfloat16},
+      {"float", DataType::kFloat32},     {"fp32", DataType::kFloat32},
+      {"float32", DataType::kFloat32},   {"double", DataType::kFloat64},
+      {"fp64", DataType::kFloat64},      {"float64", DataType::kFloat64},
   };
   for (const auto& n : kNames) {
     if (s == n.name) {

@@ -9,9 +9,10 @@ namespace chorus::state {
 
 Result<ErasureCode> ErasureCode::create(int k, int m) {
   if (k < 1 || m < 1 || k + m > kMaxShards)
-    return invalidArgument("erasure code needs k >= 1 data and m >= 1 parity shards with k + m <= " +
-                           std::to_string(kMaxShards) + " (got k=" + std::to_string(k) +
-                           ", m=" + std::to_string(m) + ")");
+    return invalidArgument(
+        "erasure code needs k >= 1 data and m >= 1 parity shards with k + m <= " +
+        std::to_string(kMaxShards) + " (got k=" + std::to_string(k) + ", m=" + std::to_string(m) +
+        ")");
   ErasureCode ec;
   ec.k_ = k;
   ec.m_ = m;

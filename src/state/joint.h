@@ -11,8 +11,8 @@ namespace chorus::state {
 constexpr uint64_t kTagState = kInternalTagBit | 3;     // chorusSyncSharedState
 constexpr uint64_t kTagSnapshot = kInternalTagBit | 4;  // snapshot / recover / protect
 // p2p user tags (bit 31: above every tag the C API accepts from users).
-constexpr uint64_t kTransferTag = 0x80000001u;         // state chunks
-constexpr uint64_t kShardTransferTag = 0x80000002u;    // snapshot shards
+constexpr uint64_t kTransferTag = 0x80000001u;       // state chunks
+constexpr uint64_t kShardTransferTag = 0x80000002u;  // snapshot shards
 
 // Operations aborted by a view change: the caller may plan again.
 inline bool retryable(const Status& s) {
@@ -46,8 +46,7 @@ inline Status broadcastBytes(Communicator& comm, uint64_t tag, void* buf, size_t
 
 // Posts one side of a point-to-point transfer with the peer named by id.
 inline Result<std::shared_ptr<OpResult>> postTransfer(Communicator& comm, bool send, void* buf,
-                                                      size_t bytes, uint64_t peerId,
-                                                      uint64_t tag) {
+                                                      size_t bytes, uint64_t peerId, uint64_t tag) {
   algo::CollectiveArgs a;
   a.collective = send ? algo::Collective::kSend : algo::Collective::kRecv;
   a.sendbuf = send ? buf : nullptr;

@@ -6,11 +6,11 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/cuda/device.h"
 #include "src/core/communicator.h"
 #include "src/core/hash.h"
 #include "src/core/log.h"
 #include "src/state/joint.h"
-#include "kernels/cuda/device.h"
 
 namespace chorus::state {
 

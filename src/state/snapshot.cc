@@ -10,20 +10,20 @@
 #include <filesystem>
 #include <fstream>
 
+#include "kernels/cuda/device.h"
 #include "src/core/communicator.h"
 #include "src/core/hash.h"
 #include "src/core/log.h"
 #include "src/state/erasure.h"
 #include "src/state/joint.h"
-#include "kernels/cuda/device.h"
 
 namespace chorus::state {
 
 namespace {
 
 constexpr int kMaxRounds = 8;
-constexpr size_t kAlign = 64;             // shard length: a multiple of ISA-L's vector width
-constexpr size_t kPieceBytes = 1 << 20;   // encode granularity (stays in cache)
+constexpr size_t kAlign = 64;            // shard length: a multiple of ISA-L's vector width
+constexpr size_t kPieceBytes = 1 << 20;  // encode granularity (stays in cache)
 constexpr uint64_t kManifestMagic = 0x314D50414E534843ull;  // "CHSNAPM1"
 constexpr uint64_t kShardMagic = 0x315350414E534843ull;     // "CHSNAPS1"
 constexpr int kMaskWords = 4;  // 256 bits: one per shard (k + m <= 255)
@@ -151,7 +151,8 @@ Result<std::vector<uint8_t>> readFile(const std::filesystem::path& path) {
   return data;
 }
 
-Status spill(const std::string& dir, const Manifest& m, const std::map<int, std::shared_ptr<const std::vector<uint8_t>>>& shards) {
+Status spill(const std::string& dir, const Manifest& m,
+             const std::map<int, std::shared_ptr<const std::vector<uint8_t>>>& shards) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return systemError("cannot create snapshot directory " + dir, ec.value());
@@ -161,7 +162,8 @@ Status spill(const std::string& dir, const Manifest& m, const std::map<int, std:
   put64(head, kManifestMagic);
   put64(head, body.size());
   put64(head, hash64(body.data(), body.size()));
-  CHORUS_RETURN_IF_ERROR(writeAtomically(base.string() + ".manifest", head, body.data(), body.size()));
+  CHORUS_RETURN_IF_ERROR(
+      writeAtomically(base.string() + ".manifest", head, body.data(), body.size()));
   for (const auto& [i, bytes] : shards) {
     std::vector<uint8_t> h;
     put64(h, kShardMagic);
@@ -353,12 +355,13 @@ Result<SnapshotReport> SnapshotStore::take(Communicator& comm, SharedState& stat
   }
 }
 
-Result<SnapshotReport> SnapshotStore::takeOnce(Communicator& comm, SharedState& state, int k,
-                                               int m, const std::string& spillDir) {
+Result<SnapshotReport> SnapshotStore::takeOnce(Communicator& comm, SharedState& state, int k, int m,
+                                               const std::string& spillDir) {
   auto reg = state.registry();
   const uint64_t revision = state.revision();
   const int n = comm.worldSize(), me = comm.rank();
-  if (reg.empty()) return failedPrecondition("chorusSnapshot: no shared-state buffer is registered");
+  if (reg.empty())
+    return failedPrecondition("chorusSnapshot: no shared-state buffer is registered");
   // Device buffers: snapshot a host copy (taken now: the point in time).
   std::map<std::string, std::vector<uint8_t>> staged;
   for (auto& [name, b] : reg) {
@@ -394,7 +397,8 @@ Result<SnapshotReport> SnapshotStore::takeOnce(Communicator& comm, SharedState& 
     if (h[0] != head[0])
       return failedPrecondition("chorusSnapshot: rank " + std::to_string(r) +
                                 " registered other shared-state buffers (names, dtypes, counts or "
-                                "flags) than rank " + std::to_string(me));
+                                "flags) than rank " +
+                                std::to_string(me));
     if (h[1] != head[1] || h[2] != head[2])
       return failedPrecondition("chorusSnapshot: rank " + std::to_string(r) + " holds state " +
                                 hashHex(h[1]) + " revision " + std::to_string(h[2]) + ", rank " +
@@ -475,7 +479,10 @@ Result<SnapshotReport> SnapshotStore::takeOnce(Communicator& comm, SharedState& 
   std::vector<uint64_t> hashes(n);
   CHORUS_RETURN_IF_ERROR(allGatherWords(comm, kTagSnapshot, &myHash, hashes.data(), 1));
   man->shardHash.assign(hashes.begin(), hashes.begin() + k + m);
-  uint64_t idIn[6] = {comm.epoch(), revision, head[1], man->stateBytes,
+  uint64_t idIn[6] = {comm.epoch(),
+                      revision,
+                      head[1],
+                      man->stateBytes,
                       static_cast<uint64_t>(k) << 8 | static_cast<uint64_t>(m),
                       hash64(man->shardHash.data(), man->shardHash.size() * 8)};
   man->id = hash64(idIn, sizeof(idIn), head[0]) | 1;  // never 0 ("none")
@@ -532,8 +539,7 @@ Result<Agreed> agree(Communicator& comm, const std::shared_ptr<const Manifest>& 
   Agreed g;
   g.all.resize(n);
   CHORUS_RETURN_IF_ERROR(allGatherWords(comm, kTagSnapshot, reinterpret_cast<uint64_t*>(&c),
-                                        reinterpret_cast<uint64_t*>(g.all.data()),
-                                        kCensusWords));
+                                        reinterpret_cast<uint64_t*>(g.all.data()), kCensusWords));
   g.chosen = chooseSnapshot(g.all);
   if (g.chosen < 0) return g;
   const Census& owner = g.all[g.chosen];
@@ -543,7 +549,8 @@ Result<Agreed> agree(Communicator& comm, const std::shared_ptr<const Manifest>& 
     if (owner.manifestBytes > (uint64_t{64} << 20))
       return protocolError("snapshot manifest of " + std::to_string(owner.manifestBytes) +
                            " bytes is implausibly large");
-    std::vector<uint8_t> buf = me == g.chosen ? manBytes : std::vector<uint8_t>(owner.manifestBytes);
+    std::vector<uint8_t> buf =
+        me == g.chosen ? manBytes : std::vector<uint8_t>(owner.manifestBytes);
     CHORUS_RETURN_IF_ERROR(broadcastBytes(comm, kTagSnapshot, buf.data(), buf.size(), g.chosen));
     if (me == g.chosen) {
       g.manifest = mine;
@@ -612,9 +619,10 @@ Status tooManyLost(const Agreed& g) {
   return dataLoss("snapshot " + idHex(m.id) + " (revision " + std::to_string(m.revision) +
                   ") cannot be rebuilt: it needs " + std::to_string(m.k) + " of its " +
                   std::to_string(m.k + m.m) + " shards, only " +
-                  std::to_string(m.k + m.m - g.lost.size()) + " survive (lost with their holders: " +
-                  indexList(gone) + "; corrupt: " + indexList(g.corrupt) +
-                  "); more than m=" + std::to_string(m.m) + " shards are gone");
+                  std::to_string(m.k + m.m - g.lost.size()) +
+                  " survive (lost with their holders: " + indexList(gone) +
+                  "; corrupt: " + indexList(g.corrupt) + "); more than m=" + std::to_string(m.m) +
+                  " shards are gone");
 }
 
 }  // namespace
@@ -726,9 +734,9 @@ Result<SnapshotReport> SnapshotStore::recoverOnce(Communicator& comm, SharedStat
   rep.shardsMissing = missing;
   rep.shardsHeld = static_cast<int>(next.shards.size());
   install(next);
-  LOG_INFO("snapshot " << idHex(man.id) << " recovered (revision " << man.revision << "): "
-                       << rep.shardsLost << " shards lost, " << rep.shardsCorrupt << " corrupt, "
-                       << rep.shardsRebuilt << " re-placed");
+  LOG_INFO("snapshot " << idHex(man.id) << " recovered (revision " << man.revision
+                       << "): " << rep.shardsLost << " shards lost, " << rep.shardsCorrupt
+                       << " corrupt, " << rep.shardsRebuilt << " re-placed");
   return rep;
 }
 
@@ -826,7 +834,8 @@ Result<SnapshotReport> SnapshotStore::protect(Communicator& comm) {
 Result<SnapshotReport> SnapshotStore::load(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return invalidArgument("snapshot directory " + dir + " does not exist");
+  if (!fs::is_directory(dir, ec))
+    return invalidArgument("snapshot directory " + dir + " does not exist");
   std::shared_ptr<const Manifest> best;
   int badManifests = 0;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
@@ -852,8 +861,9 @@ Result<SnapshotReport> SnapshotStore::load(const std::string& dir) {
       best = std::make_shared<const Manifest>(std::move(m).value());
   }
   if (!best)
-    return failedPrecondition("no intact snapshot manifest in " + dir +
-                              (badManifests ? " (" + std::to_string(badManifests) + " damaged)" : ""));
+    return failedPrecondition(
+        "no intact snapshot manifest in " + dir +
+        (badManifests ? " (" + std::to_string(badManifests) + " damaged)" : ""));
   Held next;
   next.manifest = best;
   SnapshotReport rep;

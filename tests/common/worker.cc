@@ -78,8 +78,8 @@ struct Opts {
   int compressSteps = 3;
 };
 
-const char* kTypeNames[] = {"int8",   "uint8", "int32",    "uint32", "int64",
-                            "uint64", "half",  "bfloat16", "float",  "double", "int16"};
+const char* kTypeNames[] = {"int8", "uint8",    "int32", "uint32", "int64", "uint64",
+                            "half", "bfloat16", "float", "double", "int16"};
 const char* kOpNames[] = {"sum", "prod", "max", "min", "avg"};
 
 std::vector<size_t> parseList(const std::string& s) {
@@ -512,8 +512,8 @@ int runSnapshot(chorusComm_t comm, const Opts& o) {
     fresh();
     chorusResult_t rc = chorusSnapshotLoad(comm, o.snapLoad.c_str(), &info);
     std::printf("LOAD rc=%d rank=%d held=%d corrupt=%d revision=%llu err=%s\n", rc, rank0,
-                info.shardsHeld, info.shardsCorrupt,
-                static_cast<unsigned long long>(info.revision), errText(rc).c_str());
+                info.shardsHeld, info.shardsCorrupt, static_cast<unsigned long long>(info.revision),
+                errText(rc).c_str());
   } else if (o.joiner) {
     // Joined through the members' chorusUpdateMembership: the background
     // protection that follows should place a lost shard here.
@@ -534,7 +534,8 @@ int runSnapshot(chorusComm_t comm, const Opts& o) {
     chorusResult_t rc;
     if (o.snapAsync) {
       chorusRequest_t req = nullptr;
-      rc = chorusSnapshotAsync(comm, o.snapK, o.snapM, o.snapSpill.empty() ? nullptr : o.snapSpill.c_str(), &req);
+      rc = chorusSnapshotAsync(comm, o.snapK, o.snapM,
+                               o.snapSpill.empty() ? nullptr : o.snapSpill.c_str(), &req);
       if (rc == chorusSuccess) {
         // Overlap: keep computing on a copy while the snapshot encodes.
         int polls = 0, done = 0;
@@ -548,7 +549,8 @@ int runSnapshot(chorusComm_t comm, const Opts& o) {
       }
       chorusSnapshotGetInfo(comm, &info);
     } else {
-      rc = chorusSnapshot(comm, o.snapK, o.snapM, o.snapSpill.empty() ? nullptr : o.snapSpill.c_str(), &info);
+      rc = chorusSnapshot(comm, o.snapK, o.snapM,
+                          o.snapSpill.empty() ? nullptr : o.snapSpill.c_str(), &info);
     }
     double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -639,7 +641,8 @@ int runCompress(chorusComm_t comm, const Opts& o) {
         for (int r = 0; r < n; ++r)
           for (size_t i = 0; i < count; ++i) {
             // gradient-like: smooth signal plus per-rank noise, an occasional outlier
-            double v = std::sin(0.001 * i + step) * 1e-2 + ((i * 7919 + r * 104729 + step * 31) % 1000 - 500) * 1e-5;
+            double v = std::sin(0.001 * i + step) * 1e-2 +
+                       ((i * 7919 + r * 104729 + step * 31) % 1000 - 500) * 1e-5;
             if (i % 997 == 0) v *= 30;
             float f = static_cast<float>(v);
             if (dt == chorusBfloat16) f = chorus_test::fromBf16(chorus_test::toBf16(f));
@@ -658,7 +661,8 @@ int runCompress(chorusComm_t comm, const Opts& o) {
         chorusOpInfo_t info;
         std::memset(&info, 0, sizeof(info));
         info.size = sizeof(info);
-        chorusResult_t rc = chorusAllReduceCompressed(in, res, count, dt, chorusSum, codec, comm, &info);
+        chorusResult_t rc =
+            chorusAllReduceCompressed(in, res, count, dt, chorusSum, codec, comm, &info);
         if (dt == chorusBfloat16)
           for (size_t i = 0; i < count; ++i) out[i] = chorus_test::fromBf16(xout[i]);
         double num = 0, den = 0;
@@ -668,13 +672,14 @@ int runCompress(chorusComm_t comm, const Opts& o) {
           num += (got[i] - truth[i]) * (got[i] - truth[i]);
           den += truth[i] * truth[i];
         }
-        std::printf("COMPRESS codec=%s dtype=%s step=%d rc=%d hash=%016llx wire=%llu raw=%llu "
-                    "relerr=%.6f\n",
-                    names[k], dt == chorusFloat32 ? "float" : "bfloat16", step, rc,
-                    static_cast<unsigned long long>(hashBuf(res, count * (dt == chorusFloat32 ? 4 : 2))),
-                    static_cast<unsigned long long>(info.bytesSent),
-                    static_cast<unsigned long long>(2.0 * (n - 1) / n * count * 4),
-                    std::sqrt(num / (den > 0 ? den : 1)));
+        std::printf(
+            "COMPRESS codec=%s dtype=%s step=%d rc=%d hash=%016llx wire=%llu raw=%llu "
+            "relerr=%.6f\n",
+            names[k], dt == chorusFloat32 ? "float" : "bfloat16", step, rc,
+            static_cast<unsigned long long>(hashBuf(res, count * (dt == chorusFloat32 ? 4 : 2))),
+            static_cast<unsigned long long>(info.bytesSent),
+            static_cast<unsigned long long>(2.0 * (n - 1) / n * count * 4),
+            std::sqrt(num / (den > 0 ? den : 1)));
         if (rc != chorusSuccess) {
           std::printf("ERROR %s\n", chorusGetLastError(comm));
           ++failures;

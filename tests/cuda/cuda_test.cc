@@ -52,9 +52,9 @@ TEST(CudaHash, MatchesCpuForEveryLengthClassAndAlignment) {
       size_t bytes = chunk < 64 ? 4096 + 5 : total;  // tiny chunks: fewer launches' worth
       size_t n = (bytes + chunk - 1) / chunk;
       std::vector<uint64_t> got(n);
-      ASSERT_EQ(chorus::cuda::hashChunks(static_cast<uint8_t*>(dev.p) + offset, bytes, chunk,
-                                         got.data()),
-                "");
+      ASSERT_EQ(
+          chorus::cuda::hashChunks(static_cast<uint8_t*>(dev.p) + offset, bytes, chunk, got.data()),
+          "");
       for (size_t c = 0; c < n; ++c) {
         size_t len = std::min(chunk, bytes - c * chunk);
         ASSERT_EQ(got[c], chorus::hash64(host.data() + offset + c * chunk, len))
@@ -126,12 +126,14 @@ TEST(CudaCodec, BitIdenticalToCpuAndThroughputIsReported) {
       ASSERT_TRUE(chorus::kernels::decode(p, cpu.data(), bytes, count, cdec.data()).isOk());
       ASSERT_EQ(chorus::cuda::decode(p, denc, count, dy), "");
       cudaMemcpy(gdec.data(), dy, count * 4, cudaMemcpyDeviceToHost);
-      ASSERT_EQ(std::memcmp(cdec.data(), gdec.data(), count * 4), 0) << "decode differs, kind " << k;
+      ASSERT_EQ(std::memcmp(cdec.data(), gdec.data(), count * 4), 0)
+          << "decode differs, kind " << k;
       if (stochastic) continue;
       auto t1 = std::chrono::steady_clock::now();
       for (int r = 0; r < 5; ++r) chorus::cuda::encode(p, dx, count, 0, denc);
       double enc = 5.0 * count * 4 /
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count() / 1e9;
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count() /
+                   1e9;
       std::printf("CUDA_CODEC device=\"%s\" kind=%d encode_GBps=%.1f d2d_copy_GBps=%.1f\n",
                   prop.name, k, enc, copy);
     }
@@ -140,16 +142,29 @@ TEST(CudaCodec, BitIdenticalToCpuAndThroughputIsReported) {
   cudaFree(denc);
 }
 
-TEST(CudaState, RegistrationIsCheckedEverywhere) {
-  chorusInit();
-  chorusCoordinatorParams_t cp;
-  chorusCoordinatorParamsInit(&cp);
-  cp.bindAddress = "127.0.0.1:0";
-  cp.secret = "cuda-test";
+// chorusInit plus a coordinator in this process, undone at scope exit.
+struct EmbeddedCoordinator {
   chorusCoordinator_t coord = nullptr;
-  ASSERT_EQ(chorusCoordinatorStart(&cp, &coord), chorusSuccess);
-  char addr[128];
-  chorusCoordinatorGetAddress(coord, addr, sizeof(addr));
+  char addr[128] = {};
+  EmbeddedCoordinator() {
+    chorusInit();
+    chorusCoordinatorParams_t cp;
+    chorusCoordinatorParamsInit(&cp);
+    cp.bindAddress = "127.0.0.1:0";
+    cp.secret = "cuda-test";
+    if (chorusCoordinatorStart(&cp, &coord) == chorusSuccess)
+      chorusCoordinatorGetAddress(coord, addr, sizeof(addr));
+  }
+  ~EmbeddedCoordinator() {
+    if (coord) chorusCoordinatorStop(coord);
+    chorusFinalize();
+  }
+};
+
+TEST(CudaState, RegistrationIsCheckedEverywhere) {
+  EmbeddedCoordinator c;
+  ASSERT_TRUE(c.coord) << chorusGetLastError(nullptr);
+  const char* addr = c.addr;
   chorusCommParams_t p;
   chorusCommParamsInit(&p);
   p.coordinator = addr;
@@ -169,8 +184,6 @@ TEST(CudaState, RegistrationIsCheckedEverywhere) {
   EXPECT_NE(std::string(chorusGetLastError(comm)).find("CHORUS_STATE_CUDA_DEVICE"),
             std::string::npos);
   chorusCommDestroy(comm);
-  chorusCoordinatorStop(coord);
-  chorusFinalize();
 }
 
 // Three peers in threads: two hold the state in host memory, the third in
@@ -178,15 +191,9 @@ TEST(CudaState, RegistrationIsCheckedEverywhere) {
 // the device peer's buffer is overwritten and recovered.
 TEST(CudaState, DevicePeerSyncsSnapshotsAndRecoversWithHostPeers) {
   SKIP_WITHOUT_GPU();
-  chorusInit();
-  chorusCoordinatorParams_t cp;
-  chorusCoordinatorParamsInit(&cp);
-  cp.bindAddress = "127.0.0.1:0";
-  cp.secret = "cuda-test";
-  chorusCoordinator_t coord = nullptr;
-  ASSERT_EQ(chorusCoordinatorStart(&cp, &coord), chorusSuccess);
-  char addr[128];
-  chorusCoordinatorGetAddress(coord, addr, sizeof(addr));
+  EmbeddedCoordinator c;
+  ASSERT_TRUE(c.coord) << chorusGetLastError(nullptr);
+  const char* addr = c.addr;
   const size_t count = (3 << 20) / 4 + 77;  // 3 MiB + a partial chunk of floats
   auto want = randomBytes(count * 4, 11);
   std::vector<int> results(3, -1);
@@ -216,12 +223,16 @@ TEST(CudaState, DevicePeerSyncsSnapshotsAndRecoversWithHostPeers) {
     ok &= chorusSyncSharedState(comm, device ? chorusStateReceiveOnly : chorusStateEnforcePopular,
                                 nullptr) == chorusSuccess;
     ok &= chorusSnapshot(comm, 2, 1, nullptr, nullptr) == chorusSuccess;
-    if (device) cudaMemset(buf, 0xff, count * 4);  // lose the live copy
-    else std::memset(host.data(), 0xff, host.size());
+    if (device)
+      cudaMemset(buf, 0xff, count * 4);  // lose the live copy
+    else
+      std::memset(host.data(), 0xff, host.size());
     ok &= chorusRecover(comm, 0, nullptr) == chorusSuccess;
     finals[id].resize(count * 4);
-    if (device) cudaMemcpy(finals[id].data(), buf, count * 4, cudaMemcpyDeviceToHost);
-    else finals[id] = host;
+    if (device)
+      cudaMemcpy(finals[id].data(), buf, count * 4, cudaMemcpyDeviceToHost);
+    else
+      finals[id] = host;
     if (device) cudaFree(buf);
     chorusCommDestroy(comm);
     results[id] = ok;
@@ -233,8 +244,6 @@ TEST(CudaState, DevicePeerSyncsSnapshotsAndRecoversWithHostPeers) {
     EXPECT_EQ(results[i], 1) << "peer " << i;
     EXPECT_TRUE(finals[i] == want) << "peer " << i << " does not hold the state";
   }
-  chorusCoordinatorStop(coord);
-  chorusFinalize();
 }
 
 }  // namespace

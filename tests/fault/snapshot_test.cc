@@ -25,12 +25,12 @@ constexpr size_t kStateBytes = (1 << 20) + 4096;  // not a multiple of k: paddin
 
 std::vector<std::string> snapArgs(const std::string& coord, const std::string& group, int expected,
                                   std::vector<std::string> extra) {
-  std::vector<std::string> a = {"--coordinator", coord,
-                                "--group",       group,
-                                "--expected",    std::to_string(expected),
-                                "--secret",      "test-secret",
-                                "--scenario",    "snapshot",
-                                "--state-bytes", std::to_string(kStateBytes),
+  std::vector<std::string> a = {"--coordinator",   coord,
+                                "--group",         group,
+                                "--expected",      std::to_string(expected),
+                                "--secret",        "test-secret",
+                                "--scenario",      "snapshot",
+                                "--state-bytes",   std::to_string(kStateBytes),
                                 "--op-timeout-ms", "20000"};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
@@ -119,18 +119,28 @@ TEST(Snapshot, EightPlusTwoSurvivesTwoLosses) {
   killAndRecover(10, 8, 2, {8, 9}, "eight3");
 }
 
-TEST(Snapshot, CorruptShardIsDetectedAndExcluded) {
-  TestCoordinator coord;
-  Workers w;
+// Six members snapshot 4+2; worker 1 corrupts its shard in memory (fault
+// injection). Returns the rank (= shard) worker 1 holds.
+int launchWithCorruptShard(TestCoordinator& coord, Workers& w, const std::string& group,
+                           int waitSize) {
   for (int i = 0; i < 6; ++i) {
     std::vector<std::string> env;
     if (i == 1) env.push_back("CHORUS_FAULT_CORRUPT_SHARD=1");
     w.procs.push_back(Proc::spawn(
-        workerPath(), snapArgs(coord.address(), "corrupt", 6, {"--snap-wait-size", "5"}), env));
+        workerPath(),
+        snapArgs(coord.address(), group, 6, {"--snap-wait-size", std::to_string(waitSize)}), env));
   }
-  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("SNAPSHOT_TAKEN", 60000)) << w.dump();
-  // Worker 1 corrupts its shard; kill a worker holding another shard.
-  int corruptRank = std::stoi(fields(w.procs[1]->lines("SNAPSHOT ")[0])["rank"]);
+  for (auto& p : w.procs)
+    if (!p->waitForLine("SNAPSHOT_TAKEN", 60000)) return -1;
+  return std::stoi(fields(w.procs[1]->lines("SNAPSHOT ")[0])["rank"]);
+}
+
+TEST(Snapshot, CorruptShardIsDetectedAndExcluded) {
+  TestCoordinator coord;
+  Workers w;
+  int corruptRank = launchWithCorruptShard(coord, w, "corrupt", 5);
+  ASSERT_GE(corruptRank, 0) << w.dump();
+  // Kill a worker holding another shard.
   auto rankOf = byRank(w);
   int victim = rankOf[corruptRank == 4 ? 3 : 4];
   w.procs[victim]->signal(SIGKILL);
@@ -150,15 +160,9 @@ TEST(Snapshot, CorruptShardIsDetectedAndExcluded) {
 TEST(Snapshot, MoreThanMLostIsAClearDataLossError) {
   TestCoordinator coord;
   Workers w;
-  for (int i = 0; i < 6; ++i) {
-    std::vector<std::string> env;
-    if (i == 1) env.push_back("CHORUS_FAULT_CORRUPT_SHARD=1");
-    w.procs.push_back(Proc::spawn(
-        workerPath(), snapArgs(coord.address(), "toomany", 6, {"--snap-wait-size", "4"}), env));
-  }
-  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("SNAPSHOT_TAKEN", 60000)) << w.dump();
-  // Worker 1 corrupts its shard; two other holders die: 3 of 4 needed left.
-  int corruptRank = std::stoi(fields(w.procs[1]->lines("SNAPSHOT ")[0])["rank"]);
+  int corruptRank = launchWithCorruptShard(coord, w, "toomany", 4);
+  ASSERT_GE(corruptRank, 0) << w.dump();
+  // Two other holders die: 3 of the 4 shards needed are left.
   std::vector<int> killRanks;
   for (int r = 5; r >= 0 && killRanks.size() < 2; --r)
     if (r != corruptRank) killRanks.insert(killRanks.begin(), r);
@@ -187,18 +191,17 @@ TEST(Snapshot, ReprotectedOntoJoinerSoTheNextLossesAreSurvivable) {
   TestCoordinator coord;
   Workers w;
   for (int i = 0; i < 6; ++i)
-    w.procs.push_back(Proc::spawn(
-        workerPath(), snapArgs(coord.address(), "reprotect", 6,
-                               {"--snap-wait-size", "5", "--snap-joiners", "1",
-                                "--snap-wait-size2", "4"})));
+    w.procs.push_back(Proc::spawn(workerPath(), snapArgs(coord.address(), "reprotect", 6,
+                                                         {"--snap-wait-size", "5", "--snap-joiners",
+                                                          "1", "--snap-wait-size2", "4"})));
   for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("SNAPSHOT_TAKEN", 60000)) << w.dump();
   auto rankOf = byRank(w);
   int first = rankOf[2];
   std::string firstPeer = fields(w.procs[first]->lines("SNAPSHOT ")[0])["peer"];
   w.procs[first]->signal(SIGKILL);
-  auto ja = snapArgs(coord.address(), "reprotect", 1,
-                     {"--joiner", "--snap-wait-size2", "4", "--snap-adopt", firstPeer,
-                      "--snap-adopt-rank", "2"});
+  auto ja = snapArgs(
+      coord.address(), "reprotect", 1,
+      {"--joiner", "--snap-wait-size2", "4", "--snap-adopt", firstPeer, "--snap-adopt-rank", "2"});
   w.procs.push_back(Proc::spawn(workerPath(), ja));
   Proc& joiner = *w.procs.back();
   ASSERT_TRUE(joiner.waitForLine("PROTECTED", 60000)) << w.dump();
@@ -223,17 +226,16 @@ TEST(Snapshot, ReprotectedOntoJoinerSoTheNextLossesAreSurvivable) {
 // one shard file is damaged; a new job (new processes, new peer ids) loads
 // the directory and recovers the exact state.
 TEST(Snapshot, WholeJobRestartsFromSpilledFiles) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("chorus-snap-" + std::to_string(::getpid()));
+  auto dir = std::filesystem::temp_directory_path() / ("chorus-snap-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   {
     TestCoordinator coord;
     Workers w;
     for (int i = 0; i < 4; ++i)
-      w.procs.push_back(Proc::spawn(
-          workerPath(), snapArgs(coord.address(), "spill", 4,
-                                 {"--snap-k", "2", "--snap-m", "2", "--snap-spill", dir.string(),
-                                  "--snap-async"})));
+      w.procs.push_back(
+          Proc::spawn(workerPath(), snapArgs(coord.address(), "spill", 4,
+                                             {"--snap-k", "2", "--snap-m", "2", "--snap-spill",
+                                              dir.string(), "--snap-async"})));
     ASSERT_TRUE(w.waitAll(60000)) << w.dump();
     for (auto& p : w.procs) {
       EXPECT_EQ(p->exitCode(), 0) << p->output();

@@ -16,8 +16,8 @@ namespace {
 void compressedParity(int n) {
   TestCoordinator coord;
   auto w = Workers::launch(n, coord.address(), "compress" + std::to_string(n),
-                           {"--scenario", "compress", "--count", "100003", "--compress-steps",
-                            "4", "--op-timeout-ms", "20000"});
+                           {"--scenario", "compress", "--count", "100003", "--compress-steps", "4",
+                            "--op-timeout-ms", "20000"});
   ASSERT_TRUE(w.waitAll(120000)) << w.dump();
   // (codec, dtype, step) -> hashes seen
   std::map<std::string, std::set<std::string>> hashes;
@@ -43,7 +43,8 @@ void compressedParity(int n) {
   // Quantizers stay close; with error feedback 1-bit and top-k track the sum.
   for (const auto& [key, err] : lastErr) {
     double bound = key.rfind("onebit", 0) == 0 || key.rfind("topk", 0) == 0 ? 0.8 : 0.1;
-    if (key.rfind("int4", 0) == 0) bound = 0.5;  // 15 levels; outliers (every 997th x30) flatten their blocks
+    if (key.rfind("int4", 0) == 0)
+      bound = 0.5;  // 15 levels; outliers (every 997th x30) flatten their blocks
     EXPECT_LT(err, bound) << key << " relative error of the running sum";
   }
 }

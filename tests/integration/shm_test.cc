@@ -3,11 +3,11 @@
 // payloads wrap and fill them many times), a killed peer detected through
 // the socket that stays beside the rings, and a stale segment from a
 // crashed run swept away.
+#include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <dirent.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -26,10 +26,10 @@ const std::vector<std::string> kShmEnv = {"CHORUS_SHM=1", "CHORUS_SHM_RING_BYTES
 
 TEST(Shm, EveryDtypeOpCountThroughTheRingsN2) {
   TestCoordinator coord;
-  auto w = Workers::launch(2, coord.address(), "shmsweep",
-                           {"--scenario", "sweep", "--counts", "0,1,7,1000,65537,300001",
-                            "--count", "20001"},
-                           "test-secret", kShmEnv);
+  auto w = Workers::launch(
+      2, coord.address(), "shmsweep",
+      {"--scenario", "sweep", "--counts", "0,1,7,1000,65537,300001", "--count", "20001"},
+      "test-secret", kShmEnv);
   ASSERT_TRUE(w.waitAll(120000)) << w.dump();
   std::map<std::string, std::set<std::string>> hashes;
   for (auto& p : w.procs) {
@@ -54,10 +54,10 @@ TEST(Shm, KilledPeerIsDetectedAndLeavesNoSegment) {
   ASSERT_GE(fd, 0);
   ::close(fd);
   TestCoordinator coord;
-  auto w = Workers::launch(2, coord.address(), "shmkill",
-                           {"--scenario", "loop", "--iters", "1000000", "--count", "100000",
-                            "--op-timeout-ms", "20000"},
-                           "test-secret", kShmEnv);
+  auto w = Workers::launch(
+      2, coord.address(), "shmkill",
+      {"--scenario", "loop", "--iters", "1000000", "--count", "100000", "--op-timeout-ms", "20000"},
+      "test-secret", kShmEnv);
   for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("OP it=", 30000, 20)) << w.dump();
   w.procs[1]->signal(SIGKILL);
   auto t0 = std::chrono::steady_clock::now();

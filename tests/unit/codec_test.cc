@@ -43,8 +43,8 @@ std::vector<float> roundTrip(const Params& p, const std::vector<float>& x, uint6
 // Per-block quantization step of a linear quantizer.
 float step(Kind k, const float* x, size_t n) {
   float lo = x[0], hi = x[0], m = 0;
-  for (size_t i = 0; i < n; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]),
-                                  m = std::max(m, std::fabs(x[i]));
+  for (size_t i = 0; i < n; ++i)
+    lo = std::min(lo, x[i]), hi = std::max(hi, x[i]), m = std::max(m, std::fabs(x[i]));
   if (k == codec::kUint8) return (hi - lo) / 255;
   return m / (k == codec::kInt8 ? 127 : 7);
 }
@@ -77,7 +77,9 @@ TEST_P(LinearQuantizers, ZeroConstantAndAllNegativeBlocks) {
   EXPECT_EQ(roundTrip(p, zeros), zeros);
   auto c = roundTrip(p, constant);
   for (float v : c) EXPECT_NEAR(v, -2.5f, p.kind == codec::kUint8 ? 0.0f : 2.5f / 7 / 2 + 1e-6f);
-  if (p.kind == codec::kUint8) EXPECT_EQ(c, constant) << "min-max keeps a constant block exact";
+  if (p.kind == codec::kUint8) {
+    EXPECT_EQ(c, constant) << "min-max keeps a constant block exact";
+  }
   auto n = roundTrip(p, negative);
   for (size_t i = 0; i < n.size(); ++i) EXPECT_LE(n[i], 0.0f) << i;
 }
@@ -143,8 +145,8 @@ TEST(Codec, TopKKeepsTheLargestMagnitudesTiesByIndex) {
   p.topk = 4;
   std::vector<float> x(70, 0.0f);
   x[3] = -5, x[7] = 4, x[9] = 4, x[11] = 4, x[20] = 1;  // block 0: 5, then three 4s (ties)
-  x[40] = 2, x[50] = -3;                                 // block 1
-  x[65] = 1;                                             // block 2: 6 values, keeps 1
+  x[40] = 2, x[50] = -3;                                // block 1
+  x[65] = 1;                                            // block 2: 6 values, keeps 1
   auto y = roundTrip(p, x);
   std::vector<float> want(70, 0.0f);
   want[3] = -5, want[7] = 4, want[9] = 4, want[11] = 4;
@@ -158,8 +160,8 @@ TEST(Codec, TopKKeepsTheLargestMagnitudesTiesByIndex) {
 }
 
 TEST(Codec, NonFiniteBlocksDecodeToNaNOthersUntouched) {
-  for (Kind k : {codec::kUint8, codec::kInt8, codec::kInt4, codec::kE4M3, codec::kE5M2,
-                 codec::kOneBit}) {
+  for (Kind k :
+       {codec::kUint8, codec::kInt8, codec::kInt4, codec::kE4M3, codec::kE5M2, codec::kOneBit}) {
     Params p = make(k, 16);
     auto x = gradient(48, 1);
     x[20] = std::numeric_limits<float>::infinity();
@@ -208,7 +210,7 @@ TEST(Codec, ErrorFeedbackMakesTheSumConverge) {
       if (stepNo == 0) firstErr = err;
       if (stepNo == 199) {
         EXPECT_LT(err, 40.0) << "kind " << k;  // bounded by the residual
-        double rel = err / 200;                 // per-step average error -> 0
+        double rel = err / 200;                // per-step average error -> 0
         EXPECT_LT(rel, firstErr) << "kind " << k;
       }
     }

@@ -51,8 +51,8 @@ struct Args {
   int timeoutSec = 3600;
 };
 
-const char* kTypeNames[] = {"int8",   "uint8", "int32",    "uint32", "int64",
-                            "uint64", "half",  "bfloat16", "float",  "double", "int16"};
+const char* kTypeNames[] = {"int8", "uint8",    "int32", "uint32", "int64", "uint64",
+                            "half", "bfloat16", "float", "double", "int16"};
 const char* kOpNames[] = {"sum", "prod", "max", "min", "avg"};
 
 bool parseSize(const std::string& s, size_t* out) {

@@ -69,21 +69,22 @@ int main(int argc, char** argv) {
   const char* names[] = {"uint8", "int8", "int4", "e4m3", "e5m2", "onebit", "topk"};
   double normX = 0;
   for (float v : x) normX += static_cast<double>(v) * v;
-  for (int k = 0; k < chorus::codec::kNumKinds; ++k) {
+  for (int k = 0; k < static_cast<int>(chorus::codec::kNumKinds); ++k) {
     chorus::codec::Params p;
     p.kind = static_cast<chorus::codec::Kind>(k);
     p.blockSize = block;
     p.topk = std::max<uint32_t>(1, block / 32);
     std::vector<uint8_t> enc(chorus::codec::encodedBytes(p, count));
-    Stats e = measure(reps, bytes, [&] { chorus::kernels::encode(p, x.data(), count, 0, enc.data()); });
+    Stats e =
+        measure(reps, bytes, [&] { chorus::kernels::encode(p, x.data(), count, 0, enc.data()); });
     Stats dd = measure(reps, bytes, [&] {
       if (!chorus::kernels::decode(p, enc.data(), enc.size(), count, y.data()).isOk()) std::abort();
     });
     double err = 0;
     for (size_t i = 0; i < count; ++i) err += static_cast<double>(y[i] - x[i]) * (y[i] - x[i]);
     std::printf("  %-7s %10.2f %10.2f %10.2f %10.2f %7.0f%% %9.1fx %12.4f\n", names[k], e.best(),
-                e.median(), dd.best(), dd.median(), 100 * e.best() / mc.best(),
-                bytes / enc.size(), std::sqrt(err / normX));
+                e.median(), dd.best(), dd.median(), 100 * e.best() / mc.best(), bytes / enc.size(),
+                std::sqrt(err / normX));
   }
   // Top-k selection beside sorting each block by magnitude (ties by index).
   chorus::codec::Params p;
@@ -91,7 +92,8 @@ int main(int argc, char** argv) {
   p.blockSize = block;
   p.topk = std::max<uint32_t>(1, block / 32);
   std::vector<uint8_t> enc(chorus::codec::encodedBytes(p, count));
-  Stats sel = measure(reps, bytes, [&] { chorus::kernels::encode(p, x.data(), count, 0, enc.data()); });
+  Stats sel =
+      measure(reps, bytes, [&] { chorus::kernels::encode(p, x.data(), count, 0, enc.data()); });
   std::vector<uint32_t> idx(block);
   Stats sorted = measure(reps, bytes, [&] {
     for (size_t b = 0; b < count; b += block) {
@@ -103,8 +105,9 @@ int main(int argc, char** argv) {
       for (uint32_t j = 0; j < p.topk; ++j) copy[b + j] = x[b + idx[j]];
     }
   });
-  std::printf("# top-%u of %u per block: radix select + compaction %.2f GB/s, std::sort %.2f GB/s "
-              "(%.1fx)\n",
-              p.topk, block, sel.best(), sorted.best(), sel.best() / sorted.best());
+  std::printf(
+      "# top-%u of %u per block: radix select + compaction %.2f GB/s, std::sort %.2f GB/s "
+      "(%.1fx)\n",
+      p.topk, block, sel.best(), sorted.best(), sel.best() / sorted.best());
   return 0;
 }

@@ -218,9 +218,8 @@ int workerSnapshot(const Args& a) {
     std::printf(
         "snapshot %d+%d peers=%d state=%zu MiB shard=%llu KiB: parity-holder encode %.2f GB/s "
         "(median %.2f); chorusSnapshot wall %.2f GB/s of state (median %.2f)\n",
-        a.k, a.m, a.expected, state.size() >> 20,
-        static_cast<unsigned long long>(shardBytes >> 10), codec.best(), codec.median(),
-        wall.best(), wall.median());
+        a.k, a.m, a.expected, state.size() >> 20, static_cast<unsigned long long>(shardBytes >> 10),
+        codec.best(), codec.median(), wall.best(), wall.median());
   std::fflush(stdout);
   chorusCommDestroy(comm);
   chorusFinalize();
@@ -305,10 +304,13 @@ int main(int argc, char** argv) {
   chorus_tools::EmbeddedCoordinator coord;
   if (!coord.start(secret)) return 1;
   setenv("CHORUS_SECRET", secret.c_str(), 1);
-  std::vector<std::string> args = {a.mode,   "--worker", "--coordinator", coord.address(),
-                                   "--expected", std::to_string(n), "--state", a.state,
-                                   "--k",      std::to_string(a.k), "--m", std::to_string(a.m),
-                                   "--reps",   std::to_string(a.reps)};
+  std::vector<std::string> args = {a.mode,          "--worker",
+                                   "--coordinator", coord.address(),
+                                   "--expected",    std::to_string(n),
+                                   "--state",       a.state,
+                                   "--k",           std::to_string(a.k),
+                                   "--m",           std::to_string(a.m),
+                                   "--reps",        std::to_string(a.reps)};
   std::vector<pid_t> pids;
   std::string self = chorus_tools::selfPath();
   for (int i = 0; i < n; ++i) pids.push_back(chorus_tools::spawnSelf(self, args));

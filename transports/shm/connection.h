@@ -49,8 +49,8 @@ class ShmConnection final : public tcp::TcpConnection {
   std::string myHost_;
   std::unique_ptr<Ring> out_, in_;
   // Set-up state.
-  std::string outbox_;   // set-up bytes still to send
-  std::string inbox_;    // set-up bytes received
+  std::string outbox_;  // set-up bytes still to send
+  std::string inbox_;   // set-up bytes received
   bool sentAnswer_ = false, gotOffer_ = false, peerOk_ = false, iOk_ = false;
 };
 

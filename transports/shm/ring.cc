@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <new>
 #include <cstring>
+#include <new>
 
 namespace chorus::transport::shm {
 
