@@ -187,7 +187,10 @@ typedef struct {
    * CHORUS_EXPECTED_PEERS. */
   int expectedPeers;
   /* TCP connections per peer pair (transfers are striped over them).
-   * Default 1, or CHORUS_CONNECTIONS_PER_PEER. */
+   * Default 1, or CHORUS_CONNECTIONS_PER_PEER (a number, or "auto").
+   * CHORUS_CONNECTIONS_ADAPTIVE: a pool of CHORUS_MAX_CONNECTIONS_PER_PEER
+   * (default 16) of which as many are used as raise the pair's measured
+   * throughput (for long fat WAN links). */
   int connectionsPerPeer;
   /* Deadline of chorusCommConnect, ms. Default 60000, or CHORUS_CONNECT_TIMEOUT_MS. */
   int connectTimeoutMs;
@@ -588,4 +591,7 @@ CHORUS_API chorusResult_t chorusWait(chorusRequest_t* request, chorusOpInfo_t* i
 } /* extern "C" */
 #endif
 
-#endif /* CHORUS_H_ */
+#endif /* CHORUS_H_ *//* chorusCommParams_t.connectionsPerPeer: adapt the pool to the link. */
+#define CHORUS_CONNECTIONS_ADAPTIVE (-1)
+
+

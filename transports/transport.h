@@ -64,6 +64,11 @@ class Connection {
   // Move bytes without blocking. An error means the connection is broken.
   virtual Result<ProgressResult> progress(FrameSink& sink) = 0;
   virtual bool hasPendingSends() const = 0;
+  // Header and payload bytes queued here and not yet handed to the kernel
+  // (the striping scheduler fills the emptiest stream).
+  virtual size_t queuedSendBytes() const = 0;
+  // Smoothed round-trip time the transport measured, us (0: unknown).
+  virtual uint32_t rttUs() const { return 0; }
   // Forget every queued send of owner; a frame already half-written is
   // finished with zero bytes so the stream stays framed.
   virtual void cancelSends(const SendOwner* owner) = 0;

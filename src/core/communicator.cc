@@ -415,9 +415,7 @@ void Communicator::startOp(Op* op) {
 void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data, size_t bytes) {
   auto it = links_.find(op.peers_[toRank]);
   if (it == links_.end() || it->second.streams.empty()) return;  // link lost: view change pending
-  auto& streams = it->second.streams;
-  transport::Connection* conn = streams[block % streams.size()].get();
-  if (!conn || !conn->isOpen()) return;
+  PeerLink& link = it->second;
   frame::Header h;
   h.type = frame::Type::kData;
   h.length = static_cast<uint32_t>(bytes);
@@ -426,10 +424,35 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
   h.tag = op.key.tag;
   h.seq = op.key.seq;
   h.desc = op.desc;
+  if (link.streams.size() > 1) {
+    if (!link.stripe)
+      link.stripe = std::make_unique<StripeScheduler>(static_cast<int>(link.streams.size()),
+                                                      cfg_.adaptiveStreams, segmentBytes_);
+    link.stripe->push({h, data, &op});
+    ++op.sendsOutstanding;
+    op.bytesSent += bytes;
+    pumpStripe(link);
+    return;
+  }
+  transport::Connection* conn = link.streams[0].get();
+  if (!conn || !conn->isOpen()) return;
   conn->postSend(h, data, &op, 0);
   ++op.sendsOutstanding;
   op.bytesSent += bytes;
   sendPending_.insert(conn);
+}
+
+void Communicator::pumpStripe(PeerLink& link) {
+  link.stripe->pump(link.streams, [this](transport::Connection* c) { sendPending_.insert(c); });
+  uint64_t sent = 0;
+  for (auto& c : link.streams)
+    if (c) sent += c->bytesSent();
+  uint32_t rtt = link.streams[0] ? link.streams[0]->rttUs() : 0;
+  if (link.stripe->observe(Clock::now(), sent, rtt))
+    LOG_INFO("striping to peer " << link.streams[0]->peerId() << ": " << link.stripe->active()
+                                 << " of " << link.stripe->poolSize() << " streams (last window "
+                                 << link.stripe->lastRate() / 1e6 << " MB/s, rtt " << rtt / 1000
+                                 << " ms)");
 }
 
 void Communicator::checkOp(Op* op) {
@@ -460,12 +483,14 @@ void Communicator::checkOp(Op* op) {
 
 void Communicator::finishOp(Op* op, Status st) {
   if (op->state == OpState::kFinished) return;
-  for (auto& [id, link] : links_)
+  for (auto& [id, link] : links_) {
+    if (link.stripe) link.stripe->cancel(op);
     for (auto& c : link.streams)
       if (c) {
         c->cancelSends(op);
         c->detachReceives(op);
       }
+  }
   OpInfo& info = op->result->info;
   info.contributors = static_cast<int>(op->peers_.size());
   info.attempts = op->attempts;
@@ -769,6 +794,11 @@ void Communicator::progressConnection(transport::Connection* c, bool* worked) {
     return;
   }
   if (r->didWork) *worked = true;
+  if (c->isOpen() && c->queuedSendBytes() < segmentBytes_) {
+    auto it = links_.find(c->peerId());
+    if (it != links_.end() && it->second.stripe && !it->second.stripe->empty())
+      pumpStripe(it->second);
+  }
   if (c->isOpen() && c->hasPendingSends())
     sendPending_.insert(c);
   else
@@ -1184,7 +1214,8 @@ void Communicator::onDataLink(ControlEvent& ev) {
       transport::shm::enabled()
           ? transport::shm::makeConnection(std::move(*ev.socket), ev.peerId, ev.stream, peerId_,
                                            hostId_)
-          : transport::tcp::makeConnection(std::move(*ev.socket), ev.peerId, ev.stream);
+          : transport::tcp::makeConnection(std::move(*ev.socket), ev.peerId, ev.stream,
+                                           ev.streamCount);
   if (!conn) {
     LOG_ERROR("cannot take over the data link to peer " << ev.peerId);
     return;

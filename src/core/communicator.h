@@ -24,6 +24,7 @@
 #include "src/core/config.h"
 #include "src/core/operation.h"
 #include "src/core/progress_engine.h"
+#include "src/core/stripe.h"
 #include "src/membership/membership_client.h"
 #include "src/membership/view.h"
 #include "transports/transport.h"
@@ -101,6 +102,7 @@ class Communicator final : public ProgressEngine::Client,
   struct PeerLink {
     std::vector<std::unique_ptr<transport::Connection>> streams;  // by stream index
     int expected = 0;
+    std::unique_ptr<StripeScheduler> stripe;  // pools of more than one stream
     bool complete() const;
   };
 
@@ -153,6 +155,8 @@ class Communicator final : public ProgressEngine::Client,
   void closeLink(uint64_t peerId);
   void onConnectionBroken(transport::Connection* c, const Status& st);
   void progressConnection(transport::Connection* c, bool* worked);
+  // Striped links: hand waiting frames to streams with room, adapt the pool.
+  void pumpStripe(PeerLink& link);
 
   Status blockingOp(const algo::CollectiveArgs& args, uint64_t tag, OpInfo* info);
   Status checkUsable();

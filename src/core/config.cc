@@ -82,7 +82,10 @@ void fillCommDefaults(chorusCommParams_t* p) {
   p->secret = envOr("CHORUS_SECRET", nullptr);
   p->group = envOr("CHORUS_GROUP", "default");
   p->expectedPeers = envIntOr("CHORUS_EXPECTED_PEERS", 1);
-  p->connectionsPerPeer = envIntOr("CHORUS_CONNECTIONS_PER_PEER", 1);
+  if (const char* v = envOr("CHORUS_CONNECTIONS_PER_PEER", nullptr); v && std::string(v) == "auto")
+    p->connectionsPerPeer = CHORUS_CONNECTIONS_ADAPTIVE;
+  else
+    p->connectionsPerPeer = envIntOr("CHORUS_CONNECTIONS_PER_PEER", 1);
   p->connectTimeoutMs = envIntOr("CHORUS_CONNECT_TIMEOUT_MS", 60000);
   p->opTimeoutMs = envIntOr("CHORUS_OP_TIMEOUT_MS", 60000);
   p->listenHost = envOr("CHORUS_LISTEN_HOST", nullptr);
@@ -137,9 +140,18 @@ Result<CommConfig> commConfigFromParams(const chorusCommParams_t* p) {
   if (p->expectedPeers < 0 || p->expectedPeers > 65536)
     return invalidArgument("expectedPeers must be in [0, 65536]");
   c.expectedPeers = p->expectedPeers == 0 ? 1 : p->expectedPeers;
-  if (p->connectionsPerPeer < 0 || p->connectionsPerPeer > 64)
-    return invalidArgument("connectionsPerPeer must be in [1, 64]");
-  c.connectionsPerPeer = p->connectionsPerPeer == 0 ? 1 : p->connectionsPerPeer;
+  if (p->connectionsPerPeer == CHORUS_CONNECTIONS_ADAPTIVE) {
+    int pool = envIntOr("CHORUS_MAX_CONNECTIONS_PER_PEER", 16);
+    if (pool < 1 || pool > 64)
+      return invalidArgument("CHORUS_MAX_CONNECTIONS_PER_PEER must be in [1, 64]");
+    c.connectionsPerPeer = pool;
+    c.adaptiveStreams = true;
+  } else {
+    if (p->connectionsPerPeer < 0 || p->connectionsPerPeer > 64)
+      return invalidArgument(
+          "connectionsPerPeer must be in [1, 64] or CHORUS_CONNECTIONS_ADAPTIVE");
+    c.connectionsPerPeer = p->connectionsPerPeer == 0 ? 1 : p->connectionsPerPeer;
+  }
   if (p->connectTimeoutMs < 0 || p->opTimeoutMs < 0)
     return invalidArgument("timeouts must not be negative");
   c.connectTimeoutMs = p->connectTimeoutMs == 0 ? 60000 : p->connectTimeoutMs;

@@ -46,7 +46,7 @@ struct Args {
   std::string csv;
   std::string algo;
   bool noUniform = false;
-  int streams = 1;
+  std::string streams = "1";  // N, or "auto" (adaptive pool)
   bool worker = false;
   int timeoutSec = 3600;
 };
@@ -142,7 +142,7 @@ int runWorker(const Args& a) {
   p.secret = a.secret.c_str();
   p.group = a.group.c_str();
   p.expectedPeers = a.expected;
-  p.connectionsPerPeer = a.streams;
+  p.connectionsPerPeer = a.streams == "auto" ? CHORUS_CONNECTIONS_ADAPTIVE : std::atoi(a.streams.c_str());
   chorusComm_t comm = nullptr;
   CHECK_RC(chorusCommCreate(&p, &comm));
   CHECK_RC(chorusCommConnect(comm));
@@ -206,9 +206,9 @@ int runWorker(const Args& a) {
   if (rank == 0 && !a.json && a.csv.empty()) {
     const char* algo = std::getenv("CHORUS_ALGO");
     std::printf(
-        "# chorus-bench: %s, %d peers, %s %s, %s, root %d, transport tcp x%d, uniform %s%s%s\n",
+        "# chorus-bench: %s, %d peers, %s %s, %s, root %d, transport tcp x%s, uniform %s%s%s\n",
         a.coll.c_str(), n, a.dtype.c_str(), a.op.c_str(), a.inplace ? "in place" : "out of place",
-        a.root, a.streams, a.noUniform ? "off" : "on", algo ? ", CHORUS_ALGO=" : "",
+        a.root, a.streams.c_str(), a.noUniform ? "off" : "on", algo ? ", CHORUS_ALGO=" : "",
         algo ? algo : "");
     std::printf("#%11s %12s %8s %6s %10s %10s %8s %8s %7s\n", "size", "count", "type", "redop",
                 "algo", "time", "algbw", "busbw", "#wrong");
@@ -314,7 +314,8 @@ int main(int argc, char** argv) {
   app.add_option("--csv", a.csv, "CSV rows in ../shared/bench format, with this label");
   app.add_option("--algo", a.algo, "force an algorithm (sets CHORUS_ALGO)");
   app.add_flag("--no-uniform", a.noUniform, "turn the completion agreement off (shows its cost)");
-  app.add_option("--streams", a.streams, "TCP connections per peer pair");
+  app.add_option("--streams", a.streams,
+                 "TCP connections per peer pair, or auto (pool adapted to the link)");
   app.add_option("--timeout-sec", a.timeoutSec, "kill the run after this long");
   app.add_flag("--worker", a.worker)->group("");
   CLI11_PARSE(app, argc, argv);
@@ -370,7 +371,7 @@ int main(int argc, char** argv) {
                                    "--max-iters",
                                    std::to_string(a.maxIters),
                                    "--streams",
-                                   std::to_string(a.streams),
+                                   a.streams,
                                    "--step-factor",
                                    std::to_string(a.factor)};
   if (!a.sizes.empty())

@@ -1,5 +1,7 @@
 #include "transports/tcp/connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -71,6 +73,19 @@ void TcpConnection::postSendCopy(const frame::Header& h, const void* payload) {
   item.owner = nullptr;
   item.cookie = 0;
   sendq_.push_back(std::move(item));
+}
+
+size_t TcpConnection::queuedSendBytes() const {
+  size_t n = 0;
+  for (const SendItem& it : sendq_) n += frame::kHeaderSize + it.length - it.done;
+  return n;
+}
+
+uint32_t TcpConnection::rttUs() const {
+  tcp_info ti{};
+  socklen_t len = sizeof(ti);
+  if (fd_ < 0 || ::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return 0;
+  return ti.tcpi_rtt;
 }
 
 void TcpConnection::cancelSends(const SendOwner* owner) {

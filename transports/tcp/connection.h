@@ -32,6 +32,8 @@ class TcpConnection : public Connection {
   void postSendCopy(const frame::Header& h, const void* payload) override;
   Result<ProgressResult> progress(FrameSink& sink) override;
   bool hasPendingSends() const override { return !sendq_.empty(); }
+  size_t queuedSendBytes() const override;
+  uint32_t rttUs() const override;
   void cancelSends(const SendOwner* owner) override;
   void detachReceives(const void* owner) override;
   void close() override;

@@ -18,8 +18,11 @@
 
 namespace chorus::transport::tcp {
 
-// Apply data-socket options (TCP_NODELAY, non-blocking).
-void tuneDataSocket(asio::ip::tcp::socket& s);
-std::unique_ptr<Connection> makeConnection(asio::ip::tcp::socket s, uint64_t peerId, int stream);
+// Apply data-socket options: TCP_NODELAY, non-blocking, BBR congestion
+// control where the kernel offers it, and on pools of more than one stream
+// TCP_NOTSENT_LOWAT (see transport.cc).
+void tuneDataSocket(asio::ip::tcp::socket& s, int streamCount = 1);
+std::unique_ptr<Connection> makeConnection(asio::ip::tcp::socket s, uint64_t peerId, int stream,
+                                           int streamCount = 1);
 
 }  // namespace chorus::transport::tcp

@@ -1,0 +1,192 @@
+// The striping scheduler on real TCP connections (socketpairs): which stream
+// gets the next frame, round-robin between operations, closed streams, and
+// the adaptive pool's decisions.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "src/core/stripe.h"
+#include "transports/tcp/connection.h"
+
+namespace chorus {
+namespace {
+
+struct Owner : transport::SendOwner {
+  int sent = 0;
+  void onSent(uint64_t) override { ++sent; }
+};
+
+// Collects the frames that arrive on the far ends.
+struct Sink : transport::FrameSink {
+  std::vector<uint64_t> tags;
+  std::vector<uint32_t> blocks;
+  transport::RecvTarget onHeader(transport::Connection&, const frame::Header&) override {
+    return {};
+  }
+  void onFrame(transport::Connection&, const frame::Header& h,
+               const transport::RecvTarget&) override {
+    tags.push_back(h.tag);
+    blocks.push_back(h.block);
+  }
+};
+
+class StripeTest : public ::testing::Test {
+ protected:
+  void open(int n) {
+    for (int i = 0; i < n; ++i) {
+      int sv[2];
+      ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+      near.push_back(std::make_unique<tcp_t>(sv[0], 7, i));
+      far.push_back(std::make_unique<tcp_t>(sv[1], 8, i));
+    }
+  }
+  using tcp_t = transport::tcp::TcpConnection;
+  // Flush the near ends and read everything on the far ends.
+  void drain(Sink& sink) {
+    for (int round = 0; round < 50; ++round) {
+      for (auto& c : near) ASSERT_TRUE(c->progress(sink).isOk());
+      for (auto& c : far) ASSERT_TRUE(c->progress(sink).isOk());
+    }
+  }
+  static StripeScheduler::Item item(Owner* o, uint64_t tag, uint32_t block, const void* data,
+                                    uint32_t len) {
+    StripeScheduler::Item it;
+    it.h.type = frame::Type::kData;
+    it.h.tag = tag;
+    it.h.block = block;
+    it.h.length = len;
+    it.data = data;
+    it.owner = o;
+    return it;
+  }
+  std::vector<std::unique_ptr<transport::Connection>> near, far;
+  std::vector<transport::Connection*> posted;
+  std::function<void(transport::Connection*)> record = [this](transport::Connection* c) {
+    posted.push_back(c);
+  };
+};
+
+TEST_F(StripeTest, EmptiestStreamGetsTheNextFrame) {
+  open(3);
+  std::vector<uint8_t> payload(1000, 0xab);
+  Owner op;
+  // Room for one frame per stream (low water just above one frame).
+  StripeScheduler s(3, /*adaptive=*/false, frame::kHeaderSize + 1000);
+  for (uint32_t b = 0; b < 7; ++b) s.push(item(&op, 1, b, payload.data(), 1000));
+  s.pump(near, record);
+  ASSERT_EQ(posted.size(), 3u);  // one frame each, the rest waits
+  EXPECT_NE(posted[0], posted[1]);
+  EXPECT_NE(posted[1], posted[2]);
+  EXPECT_EQ(s.waiting(), 4u);
+  // Only stream 1 drains: it alone gets the next frame.
+  Sink sink;
+  ASSERT_TRUE(near[1]->progress(sink).isOk());
+  EXPECT_EQ(near[1]->queuedSendBytes(), 0u);
+  posted.clear();
+  s.pump(near, record);
+  ASSERT_EQ(posted.size(), 1u);
+  EXPECT_EQ(posted[0], near[1].get());
+  // Everything arrives once, whichever stream carried it.
+  while (!s.empty()) {
+    drain(sink);
+    s.pump(near, record);
+  }
+  drain(sink);
+  std::vector<uint32_t> blocks = sink.blocks;
+  std::sort(blocks.begin(), blocks.end());
+  EXPECT_EQ(blocks, (std::vector<uint32_t>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(op.sent, 7);
+}
+
+TEST_F(StripeTest, ConcurrentOperationsTakeTurns) {
+  open(1);
+  uint8_t byte = 1;
+  Owner a, b;
+  StripeScheduler s(1, false, 1 << 20);
+  for (uint32_t i = 0; i < 4; ++i) s.push(item(&a, 100, i, &byte, 1));
+  for (uint32_t i = 0; i < 2; ++i) s.push(item(&b, 200, i, &byte, 1));
+  s.pump(near, record);
+  Sink sink;
+  drain(sink);
+  // b's frames are not held behind a's whole backlog.
+  EXPECT_EQ(sink.tags, (std::vector<uint64_t>{100, 200, 100, 200, 100, 100}));
+}
+
+TEST_F(StripeTest, ClosedStreamsAreSkippedAndCancelDropsAnOperation) {
+  open(2);
+  uint8_t byte = 1;
+  Owner a, b;
+  StripeScheduler s(2, false, 1 << 20);
+  near[0]->close();
+  for (uint32_t i = 0; i < 3; ++i) s.push(item(&a, 1, i, &byte, 1));
+  for (uint32_t i = 0; i < 3; ++i) s.push(item(&b, 2, i, &byte, 1));
+  s.cancel(&b);
+  EXPECT_EQ(s.waiting(), 3u);
+  s.pump(near, record);
+  ASSERT_EQ(posted.size(), 3u);
+  for (auto* c : posted) EXPECT_EQ(c, near[1].get());
+  // With every stream closed, frames wait (the link's loss is handled by
+  // the membership layer, which fails or re-runs the operation).
+  near[1]->close();
+  s.push(item(&a, 1, 9, &byte, 1));
+  posted.clear();
+  s.pump(near, record);
+  EXPECT_TRUE(posted.empty());
+  EXPECT_EQ(s.waiting(), 1u);
+}
+
+TEST_F(StripeTest, AdaptivePoolGrowsWhileThroughputRisesThenHolds) {
+  open(16);
+  uint8_t byte = 1;
+  Owner a;
+  StripeScheduler s(16, /*adaptive=*/true, 1 << 20);
+  EXPECT_EQ(s.active(), 2);
+  s.push(item(&a, 1, 0, &byte, 1));  // backlog: the link is the limit
+  TimePoint t{};
+  uint64_t sent = 0;
+  const uint32_t rttUs = 50000;  // window = 10 RTT = 0.5 s
+  auto window = [&](double mbps) {
+    t += std::chrono::milliseconds(500);
+    sent += static_cast<uint64_t>(mbps * 1e6 * 0.5);
+    return s.observe(t, sent, rttUs);
+  };
+  EXPECT_FALSE(s.observe(t, sent, rttUs));  // starts the first window
+  EXPECT_TRUE(window(20));                  // first measurement: grow
+  EXPECT_EQ(s.active(), 4);
+  EXPECT_TRUE(window(40));  // +100%: grow
+  EXPECT_EQ(s.active(), 8);
+  EXPECT_FALSE(window(42));  // +5%: no better, hold at 8
+  EXPECT_EQ(s.active(), 8);
+  EXPECT_FALSE(window(41));
+  EXPECT_EQ(s.active(), 8);
+  // Throughput collapses (competing traffic): probe again from here.
+  EXPECT_FALSE(window(20));
+  EXPECT_TRUE(window(30));
+  EXPECT_EQ(s.active(), 16);
+  // An idle link (nothing waiting) does not count as a slow one.
+  s.cancel(&a);
+  t += std::chrono::seconds(10);
+  EXPECT_FALSE(s.observe(t, sent, rttUs));
+  EXPECT_EQ(s.active(), 16);
+}
+
+TEST_F(StripeTest, FixedPoolUsesEveryStream) {
+  open(4);
+  StripeScheduler s(4, /*adaptive=*/false, 1);
+  EXPECT_EQ(s.active(), 4);
+  uint8_t byte = 1;
+  Owner a;
+  for (uint32_t i = 0; i < 4; ++i) s.push(item(&a, 1, i, &byte, 1));
+  s.pump(near, record);
+  std::sort(posted.begin(), posted.end());
+  EXPECT_EQ(std::unique(posted.begin(), posted.end()) - posted.begin(), 4);
+}
+
+}  // namespace
+}  // namespace chorus
