@@ -13,10 +13,11 @@ PKGS=(
   libxxhash-dev      # xxHash: result and state hashes
   libisal-dev        # Intel ISA-L: Reed-Solomon erasure coding of snapshots
   iproute2 procps psmisc   # ip netns / ss / pkill for fault tests
+  python3            # tools/chorus-wan (the WAN emulator; its CI scenario is a test)
 )
 # Peers we measure against in docs/PERFORMANCE.md (not needed to build or test).
 if [[ "${CHORUS_WITH_PEERS:-0}" == 1 ]]; then
-  PKGS+=(libgloo-dev openmpi-bin libopenmpi-dev iperf3)
+  PKGS+=(libgloo-dev openmpi-bin libopenmpi-dev iperf3 python3-matplotlib)
 fi
 
 SUDO=""
