@@ -1211,11 +1211,10 @@ void Communicator::onDataLink(ControlEvent& ev) {
   // memory when the peer is on this host, TCP otherwise, decided in band by
   // a set-up exchange on the authenticated socket (transports/shm/).
   std::unique_ptr<transport::Connection> conn =
-      transport::shm::enabled()
-          ? transport::shm::makeConnection(std::move(*ev.socket), ev.peerId, ev.stream, peerId_,
-                                           hostId_)
-          : transport::tcp::makeConnection(std::move(*ev.socket), ev.peerId, ev.stream,
-                                           ev.streamCount);
+      transport::shm::enabled() ? transport::shm::makeConnection(std::move(*ev.socket), ev.peerId,
+                                                                 ev.stream, peerId_, hostId_)
+                                : transport::tcp::makeConnection(std::move(*ev.socket), ev.peerId,
+                                                                 ev.stream, ev.streamCount);
   if (!conn) {
     LOG_ERROR("cannot take over the data link to peer " << ev.peerId);
     return;

@@ -27,8 +27,8 @@ struct CommConfig {
   std::string secret;
   std::string group = "default";
   int expectedPeers = 1;
-  int connectionsPerPeer = 1;     // pool size per peer pair
-  bool adaptiveStreams = false;   // use as many of the pool as help (StripeScheduler)
+  int connectionsPerPeer = 1;    // pool size per peer pair
+  bool adaptiveStreams = false;  // use as many of the pool as help (StripeScheduler)
   int connectTimeoutMs = 60000;
   int opTimeoutMs = 60000;
   std::string listenHost;  // empty: local address of the coordinator link

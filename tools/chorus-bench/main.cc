@@ -142,7 +142,8 @@ int runWorker(const Args& a) {
   p.secret = a.secret.c_str();
   p.group = a.group.c_str();
   p.expectedPeers = a.expected;
-  p.connectionsPerPeer = a.streams == "auto" ? CHORUS_CONNECTIONS_ADAPTIVE : std::atoi(a.streams.c_str());
+  p.connectionsPerPeer =
+      a.streams == "auto" ? CHORUS_CONNECTIONS_ADAPTIVE : std::atoi(a.streams.c_str());
   chorusComm_t comm = nullptr;
   CHECK_RC(chorusCommCreate(&p, &comm));
   CHECK_RC(chorusCommConnect(comm));
@@ -319,6 +320,15 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-sec", a.timeoutSec, "kill the run after this long");
   app.add_flag("--worker", a.worker)->group("");
   CLI11_PARSE(app, argc, argv);
+  if (a.streams != "auto") {
+    char* end = nullptr;
+    long v = std::strtol(a.streams.c_str(), &end, 10);
+    if (a.streams.empty() || *end != '\0' || v < 1 || v > 64) {
+      std::fprintf(stderr, "chorus-bench: --streams must be 1..64 or auto, not '%s'\n",
+                   a.streams.c_str());
+      return 2;
+    }
+  }
 
   chorus_test::Coll coll;
   if (!chorus_test::parseColl(a.coll, &coll) || coll == chorus_test::Coll::kAllToAllv) {
