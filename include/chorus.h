@@ -207,6 +207,9 @@ typedef struct {
   const char* locality;
 } chorusCommParams_t;
 
+/* chorusCommParams_t.connectionsPerPeer: a pool adapted to the link. */
+#define CHORUS_CONNECTIONS_ADAPTIVE (-1)
+
 /* Fill *params with defaults (and CHORUS_* environment overrides). */
 CHORUS_API chorusResult_t chorusCommParamsInit(chorusCommParams_t* params);
 
@@ -591,7 +594,4 @@ CHORUS_API chorusResult_t chorusWait(chorusRequest_t* request, chorusOpInfo_t* i
 } /* extern "C" */
 #endif
 
-#endif /* CHORUS_H_ *//* chorusCommParams_t.connectionsPerPeer: adapt the pool to the link. */
-#define CHORUS_CONNECTIONS_ADAPTIVE (-1)
-
-
+#endif /* CHORUS_H_ */

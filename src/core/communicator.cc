@@ -447,8 +447,9 @@ void Communicator::pumpStripe(PeerLink& link) {
   uint64_t sent = 0;
   for (auto& c : link.streams)
     if (c) sent += c->bytesSent();
-  uint32_t rtt = link.streams[0] ? link.streams[0]->rttUs() : 0;
-  if (link.stripe->observe(Clock::now(), sent, rtt))
+  uint32_t rtt = 0;
+  auto rttUs = [&] { return rtt = link.streams[0] ? link.streams[0]->rttUs() : 0; };
+  if (link.stripe->observe(Clock::now(), sent, rttUs))
     LOG_INFO("striping to peer " << link.streams[0]->peerId() << ": " << link.stripe->active()
                                  << " of " << link.stripe->poolSize() << " streams (last window "
                                  << link.stripe->lastRate() / 1e6 << " MB/s, rtt " << rtt / 1000
@@ -794,9 +795,10 @@ void Communicator::progressConnection(transport::Connection* c, bool* worked) {
     return;
   }
   if (r->didWork) *worked = true;
-  if (c->isOpen() && c->queuedSendBytes() < segmentBytes_) {
+  if (c->isOpen()) {
     auto it = links_.find(c->peerId());
-    if (it != links_.end() && it->second.stripe && !it->second.stripe->empty())
+    if (it != links_.end() && it->second.stripe && !it->second.stripe->empty() &&
+        c->queuedSendBytes() < segmentBytes_)
       pumpStripe(it->second);
   }
   if (c->isOpen() && c->hasPendingSends())

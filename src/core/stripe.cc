@@ -63,7 +63,8 @@ void StripeScheduler::pump(std::vector<std::unique_ptr<transport::Connection>>& 
   }
 }
 
-bool StripeScheduler::observe(TimePoint now, uint64_t sentTotal, uint32_t rttUs) {
+bool StripeScheduler::observe(TimePoint now, uint64_t sentTotal,
+                              const std::function<uint32_t()>& rttUs) {
   if (queues_.empty()) {
     busy_ = false;  // the application is the limit: this window says nothing
     return false;
@@ -72,16 +73,17 @@ bool StripeScheduler::observe(TimePoint now, uint64_t sentTotal, uint32_t rttUs)
     busy_ = true;
     windowStart_ = now;
     windowBytes_ = sentTotal;
+    window_ =
+        std::chrono::microseconds(std::clamp<int64_t>(10 * int64_t{rttUs()}, 200000, 3000000));
     return false;
   }
-  auto window =
-      std::chrono::microseconds(std::clamp<int64_t>(10 * int64_t{rttUs}, 200000, 3000000));
-  if (now - windowStart_ < window) return false;
+  if (now - windowStart_ < window_) return false;
   double secs = std::chrono::duration<double>(now - windowStart_).count();
   double rate = static_cast<double>(sentTotal - windowBytes_) / secs;
   lastRate_ = rate;
   windowStart_ = now;
   windowBytes_ = sentTotal;
+  window_ = std::chrono::microseconds(std::clamp<int64_t>(10 * int64_t{rttUs()}, 200000, 3000000));
   if (!adaptive_) return false;
   const int before = active_;
   if (probing_) {

@@ -58,9 +58,10 @@ class StripeScheduler {
             const std::function<void(transport::Connection*)>& posted);
 
   // Throughput bookkeeping: sentTotal = bytes the pair's streams have
-  // written so far, rttUs = a round-trip estimate (0: unknown).
+  // written so far, rttUs() = a round-trip estimate in us (0: unknown),
+  // asked only when a measurement window starts (it may be a system call).
   // Returns true when active() changed.
-  bool observe(TimePoint now, uint64_t sentTotal, uint32_t rttUs);
+  bool observe(TimePoint now, uint64_t sentTotal, const std::function<uint32_t()>& rttUs);
   double lastRate() const { return lastRate_; }
 
  private:
@@ -74,6 +75,7 @@ class StripeScheduler {
   // Adaptation.
   bool busy_ = false, probing_ = true;
   TimePoint windowStart_{};
+  Duration window_{};
   uint64_t windowBytes_ = 0;
   double bestRate_ = 0, lastRate_ = 0;
 };

@@ -51,7 +51,7 @@ struct Opts {
   std::string coll = "allreduce";
   int connectTimeoutMs = 30000;
   int opTimeoutMs = 30000;
-  int streams = 1;
+  std::string streams = "1";  // N, or auto (adaptive pool)
   bool retry = false;
   int sleepMs = 0;
   int leaveAt = -1;
@@ -962,7 +962,7 @@ int main(int argc, char** argv) {
   app.add_option("--coll", o.coll);
   app.add_option("--connect-timeout-ms", o.connectTimeoutMs);
   app.add_option("--op-timeout-ms", o.opTimeoutMs);
-  app.add_option("--streams", o.streams);
+  app.add_option("--streams", o.streams, "TCP streams per peer pair, or auto");
   app.add_option("--sleep-ms", o.sleepMs);
   app.add_flag("--retry", o.retry);
   app.add_option("--leave-at", o.leaveAt);
@@ -998,7 +998,8 @@ int main(int argc, char** argv) {
   p.expectedPeers = o.expected;
   p.connectTimeoutMs = o.connectTimeoutMs;
   p.opTimeoutMs = o.opTimeoutMs;
-  p.connectionsPerPeer = o.streams;
+  p.connectionsPerPeer =
+      o.streams == "auto" ? CHORUS_CONNECTIONS_ADAPTIVE : std::atoi(o.streams.c_str());
   chorusComm_t comm = nullptr;
   chorusResult_t rc = chorusCommCreate(&p, &comm);
   if (rc != chorusSuccess) {

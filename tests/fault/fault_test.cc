@@ -120,12 +120,15 @@ std::unique_ptr<Proc> startChorusd(int port, const std::string& extra = "") {
 
 // Kill `kills` random non-zero workers at random points while N workers run
 // hundreds of all-reduces; assert uniform outcomes among survivors.
-void killDuringAllReduces(int n, int kills, unsigned seed) {
+// extra: more worker arguments (a striped pool: "--streams", "4").
+void killDuringAllReduces(int n, int kills, unsigned seed,
+                          const std::vector<std::string>& extra = {}) {
   TestCoordinator coord;
   std::mt19937 rng(seed);
-  auto w =
-      Workers::launch(n, coord.address(), "kill" + std::to_string(n) + "_" + std::to_string(seed),
-                      loopArgs(1500, 20000 + static_cast<int>(rng() % 100000)));
+  auto args = loopArgs(1500, 20000 + static_cast<int>(rng() % 100000));
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto w = Workers::launch(n, coord.address(),
+                           "kill" + std::to_string(n) + "_" + std::to_string(seed), args);
   for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
   std::vector<int> order;
   for (int i = 1; i < n; ++i) order.push_back(i);
@@ -172,6 +175,15 @@ TEST(Fault, KillDuringAllReducesN5) {
 
 TEST(Fault, KillDuringAllReducesN8) {
   killDuringAllReduces(8, 3, 6);
+}
+
+// The same on striped pools (adaptive, up to 16 streams per pair; segments
+// of 64 KiB so every all-reduce is spread over several streams): a peer's
+// death breaks all its streams at once and must cost no more than on one.
+TEST(Fault, KillDuringStripedAllReducesN4) {
+  ::setenv("CHORUS_SEGMENT_BYTES", "65536", 1);
+  killDuringAllReduces(4, 1, 7, {"--streams", "auto"});
+  ::unsetenv("CHORUS_SEGMENT_BYTES");
 }
 
 TEST(Fault, StalledPeerIsDetectedWithinTwoSecondsAndToldItWasRemoved) {

@@ -43,6 +43,16 @@ TEST(Config, CommParamsValidation) {
   bad.connectionsPerPeer = 1000;
   EXPECT_FALSE(commConfigFromParams(&bad).isOk());
   bad = p;
+  bad.connectionsPerPeer = -2;  // negative and not CHORUS_CONNECTIONS_ADAPTIVE
+  EXPECT_NE(commConfigFromParams(&bad).status().message().find("CHORUS_CONNECTIONS_ADAPTIVE"),
+            std::string::npos);
+  chorusCommParams_t adaptive = p;
+  adaptive.connectionsPerPeer = CHORUS_CONNECTIONS_ADAPTIVE;
+  auto cfg = commConfigFromParams(&adaptive);
+  ASSERT_TRUE(cfg.isOk());
+  EXPECT_TRUE(cfg->adaptiveStreams);
+  EXPECT_GT(cfg->connectionsPerPeer, 1);  // the pool (CHORUS_MAX_CONNECTIONS_PER_PEER, 16)
+  bad = p;
   bad.opTimeoutMs = -5;
   EXPECT_FALSE(commConfigFromParams(&bad).isOk());
 }

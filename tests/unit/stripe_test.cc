@@ -150,7 +150,7 @@ TEST_F(StripeTest, AdaptivePoolGrowsWhileThroughputRisesThenHolds) {
   s.push(item(&a, 1, 0, &byte, 1));  // backlog: the link is the limit
   TimePoint t{};
   uint64_t sent = 0;
-  const uint32_t rttUs = 50000;  // window = 10 RTT = 0.5 s
+  auto rttUs = [] { return uint32_t{50000}; };  // window = 10 RTT = 0.5 s
   auto window = [&](double mbps) {
     t += std::chrono::milliseconds(500);
     sent += static_cast<uint64_t>(mbps * 1e6 * 0.5);
