@@ -114,6 +114,12 @@ CHORUS_HD float fabsBits(float x) {
 CHORUS_HD float quietNaN() {
   return fromBits(0x7fc00000u);
 }
+// Every NaN a decoder computes becomes this one NaN: CPUs propagate an
+// input NaN's payload (x86 makes 0 * inf negative) where GPUs return
+// 0x7fffffff, so without this a NaN block would decode to different bits.
+CHORUS_HD float canonical(float v) {
+  return (bitsOf(v) & 0x7fffffffu) > 0x7f800000u ? quietNaN() : v;
+}
 CHORUS_HD void put32(uint8_t* p, uint32_t v) {
   p[0] = static_cast<uint8_t>(v), p[1] = static_cast<uint8_t>(v >> 8);
   p[2] = static_cast<uint8_t>(v >> 16), p[3] = static_cast<uint8_t>(v >> 24);
@@ -430,13 +436,13 @@ CHORUS_HD void decodeBlock(const Params& p, const uint8_t* in, uint32_t n, float
     case kUint8: {
       float lo = getF(in), scale = getF(in + 4);
       for (uint32_t i = 0; i < n; ++i)
-        out[i] = fadd(lo, fmul(static_cast<float>(in[8 + i]), scale));
+        out[i] = canonical(fadd(lo, fmul(static_cast<float>(in[8 + i]), scale)));
       return;
     }
     case kInt8: {
       float scale = getF(in);
       for (uint32_t i = 0; i < n; ++i)
-        out[i] = fmul(static_cast<float>(static_cast<int8_t>(in[4 + i])), scale);
+        out[i] = canonical(fmul(static_cast<float>(static_cast<int8_t>(in[4 + i])), scale));
       return;
     }
     case kInt4: {
@@ -444,7 +450,7 @@ CHORUS_HD void decodeBlock(const Params& p, const uint8_t* in, uint32_t n, float
       for (uint32_t i = 0; i < n; ++i) {
         int nib = (in[4 + i / 2] >> ((i & 1) * 4)) & 0xf;
         int q = nib >= 8 ? nib - 16 : nib;
-        out[i] = fmul(static_cast<float>(q), scale);
+        out[i] = canonical(fmul(static_cast<float>(q), scale));
       }
       return;
     }
@@ -452,13 +458,13 @@ CHORUS_HD void decodeBlock(const Params& p, const uint8_t* in, uint32_t n, float
     case kE5M2: {
       const float scale = getF(in);
       if (p.kind == kE4M3)
-        for (uint32_t i = 0; i < n; ++i) out[i] = fmul(fp8DecodeT<kE4M3>(in[4 + i]), scale);
+        for (uint32_t i = 0; i < n; ++i) out[i] = canonical(fmul(fp8DecodeT<kE4M3>(in[4 + i]), scale));
       else
-        for (uint32_t i = 0; i < n; ++i) out[i] = fmul(fp8DecodeT<kE5M2>(in[4 + i]), scale);
+        for (uint32_t i = 0; i < n; ++i) out[i] = canonical(fmul(fp8DecodeT<kE5M2>(in[4 + i]), scale));
       return;
     }
     case kOneBit: {
-      const float scale = getF(in), neg = fsub(0.0f, scale);
+      const float scale = canonical(getF(in)), neg = canonical(fsub(0.0f, scale));
       const uint32_t full = n / 8;
       for (uint32_t j = 0; j < full; ++j) {
         const uint32_t bits = in[4 + j];

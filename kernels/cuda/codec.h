@@ -1,5 +1,6 @@
-// Host interface to the CUDA codecs (device memory in and out). Same block
-// code as the CPU (kernels/common/codec_math.h), so the bytes are identical.
+// Host interface to the CUDA codecs (device memory in and out): one warp per
+// block, the CPU's per-value formulas and summation order
+// (kernels/common/codec_math.h), so the bytes are identical.
 // Each returns "" or the CUDA error; without CUDA, a "no CUDA support" text.
 #pragma once
 
@@ -16,5 +17,10 @@ std::string encode(const codec::Params& p, const float* x, size_t count, uint64_
                    uint8_t* out);
 // in: codec::encodedBytes(p, count) device bytes; out: count device floats.
 std::string decode(const codec::Params& p, const uint8_t* in, size_t count, float* out);
+// The same, launched on the default stream without waiting (benchmarks time
+// them with events); "" means the launch was accepted.
+std::string encodeAsync(const codec::Params& p, const float* x, size_t count, uint64_t firstIndex,
+                        uint8_t* out);
+std::string decodeAsync(const codec::Params& p, const uint8_t* in, size_t count, float* out);
 
 }  // namespace chorus::cuda

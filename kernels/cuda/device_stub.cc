@@ -36,5 +36,11 @@ std::string encode(const codec::Params&, const float*, size_t, uint64_t, uint8_t
 std::string decode(const codec::Params&, const uint8_t*, size_t, float*) {
   return "this Chorus build has no CUDA support (built without the CUDA toolkit)";
 }
+std::string encodeAsync(const codec::Params&, const float*, size_t, uint64_t, uint8_t*) {
+  return "this Chorus build has no CUDA support (built without the CUDA toolkit)";
+}
+std::string decodeAsync(const codec::Params&, const uint8_t*, size_t, float*) {
+  return "this Chorus build has no CUDA support (built without the CUDA toolkit)";
+}
 
 }  // namespace chorus::cuda

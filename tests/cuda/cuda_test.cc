@@ -6,7 +6,9 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -140,6 +142,123 @@ TEST(CudaCodec, BitIdenticalToCpuAndThroughputIsReported) {
   cudaFree(dx);
   cudaFree(dy);
   cudaFree(denc);
+}
+
+// Inputs that reach every path of the warp kernels: gradient-like values,
+// all negative, constant, zeros, many exact ties (a coarse grid), magnitudes
+// whose range overflows (uint8's hi - lo is infinite), and scattered NaN
+// and infinity.
+std::vector<float> pattern(int which, size_t count, uint32_t seed) {
+  std::vector<float> v(count);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (size_t i = 0; i < count; ++i) {
+    float g = d(rng);
+    switch (which) {
+      case 0: v[i] = g * (i % 997 == 0 ? 30.0f : 1.0f); break;
+      case 1: v[i] = -std::fabs(g) - 1e-3f; break;
+      case 2: v[i] = 0.375f; break;
+      case 3: v[i] = 0.0f; break;
+      case 4: v[i] = std::round(g * 4.0f) / 4.0f; break;
+      case 5: v[i] = (i & 1 ? 3e38f : -3e38f) * std::fabs(g) / 4.0f; break;
+      default:
+        v[i] = g;
+        if (i % 5003 == 17) v[i] = std::nanf("");
+        if (i % 7919 == 3) v[i] = -INFINITY;
+    }
+  }
+  return v;
+}
+
+// Every kind, rounding mode and top-k share, at block sizes that hit the
+// aligned and unaligned load/store paths and partial blocks, from aligned
+// and misaligned device pointers: the GPU's bytes equal the CPU's.
+TEST(CudaCodec, BitIdenticalToCpuOnEveryPathAndPattern) {
+  SKIP_WITHOUT_GPU();
+  const size_t maxCount = 65536 * 3 + 11;
+  DeviceBuffer dx((maxCount + 4) * 4), dy((maxCount + 4) * 4), denc(maxCount * 8 + 64);
+  int cases = 0;
+  for (uint32_t block : {1u, 3u, 7u, 32u, 33u, 100u, 256u, 1000u, 4096u, 65536u}) {
+    const size_t count = block == 65536 ? maxCount : std::min<size_t>(maxCount, block * 37 + 5);
+    for (size_t offset : {size_t{0}, size_t{1}})
+      for (int pat = 0; pat < 7; ++pat) {
+        auto x = pattern(pat, count, block * 31 + pat);
+        float* xd = static_cast<float*>(dx.p) + offset;
+        float* yd = static_cast<float*>(dy.p) + offset;
+        uint8_t* ed = static_cast<uint8_t*>(denc.p) + offset;
+        ASSERT_EQ(cudaMemcpy(xd, x.data(), count * 4, cudaMemcpyHostToDevice), cudaSuccess);
+        for (int k = 0; k < static_cast<int>(chorus::codec::kNumKinds); ++k)
+          for (int variant = 0; variant < 3; ++variant) {
+            chorus::codec::Params p;
+            p.kind = static_cast<chorus::codec::Kind>(k);
+            p.blockSize = block;
+            p.seed = 99;
+            if (p.kind == chorus::codec::kTopK)
+              p.topk = variant == 0 ? 1 : (variant == 1 ? std::max(1u, block / 32) : block);
+            else if (variant == 2)
+              continue;
+            else
+              p.stochastic = variant == 1;
+            const uint64_t first = 1000003;
+            const size_t bytes = chorus::codec::encodedBytes(p, count);
+            std::vector<uint8_t> cpu(bytes), gpu(bytes);
+            chorus::kernels::encode(p, x.data(), count, first, cpu.data());
+            ASSERT_EQ(chorus::cuda::encode(p, xd, count, first, ed), "");
+            ASSERT_EQ(cudaMemcpy(gpu.data(), ed, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+            const std::string where = "kind " + std::to_string(k) + " variant " +
+                                      std::to_string(variant) + " block " + std::to_string(block) +
+                                      " pattern " + std::to_string(pat) + " offset " +
+                                      std::to_string(offset);
+            if (cpu != gpu) {
+              size_t at = std::mismatch(cpu.begin(), cpu.end(), gpu.begin()).first - cpu.begin();
+              FAIL() << "encode differs at byte " << at << " of " << bytes << ": " << where;
+            }
+            std::vector<float> cdec(count), gdec(count);
+            ASSERT_TRUE(chorus::kernels::decode(p, cpu.data(), bytes, count, cdec.data()).isOk());
+            ASSERT_EQ(cudaMemset(yd, 0x7f, count * 4), cudaSuccess);  // poison
+            ASSERT_EQ(chorus::cuda::decode(p, ed, count, yd), "");
+            ASSERT_EQ(cudaMemcpy(gdec.data(), yd, count * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+            if (std::memcmp(cdec.data(), gdec.data(), count * 4) != 0) {
+              size_t i = 0;
+              while (std::memcmp(&cdec[i], &gdec[i], 4) == 0) ++i;
+              FAIL() << "decode differs at value " << i << " (" << cdec[i] << " vs " << gdec[i]
+                     << "): " << where;
+            }
+            ++cases;
+          }
+      }
+  }
+  std::printf("CUDA_CODEC_PARITY cases=%d\n", cases);
+}
+
+// A corrupt top-k block that repeats an index or names one past the block:
+// the GPU decodes it as the CPU does (last entry wins, out-of-block ignored).
+TEST(CudaCodec, CorruptTopKDecodesLikeTheCpu) {
+  SKIP_WITHOUT_GPU();
+  chorus::codec::Params p;
+  p.kind = chorus::codec::kTopK;
+  p.blockSize = 64;
+  p.topk = 40;
+  const size_t count = 64;
+  const size_t bytes = chorus::codec::encodedBytes(p, count);
+  std::vector<uint8_t> enc(bytes);
+  std::mt19937 rng(5);
+  for (size_t j = 0; j < p.topk; ++j) {
+    uint16_t idx = static_cast<uint16_t>(j % 3 == 0 ? 7 : (j == 5 ? 64 : rng() % 64));
+    float v = static_cast<float>(j) + 0.5f;
+    std::memcpy(&enc[6 * j], &idx, 2);
+    std::memcpy(&enc[6 * j + 2], &v, 4);
+  }
+  std::vector<float> cpu(count), gpu(count);
+  ASSERT_TRUE(chorus::kernels::decode(p, enc.data(), bytes, count, cpu.data()).isOk());
+  DeviceBuffer din(bytes), dout(count * 4);
+  ASSERT_EQ(cudaMemcpy(din.p, enc.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(chorus::cuda::decode(p, static_cast<uint8_t*>(din.p), count,
+                                 static_cast<float*>(dout.p)),
+            "");
+  ASSERT_EQ(cudaMemcpy(gpu.data(), dout.p, count * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(std::memcmp(cpu.data(), gpu.data(), count * 4), 0);
+  EXPECT_EQ(cpu[7], 39.5f);  // j = 39 is the last entry naming index 7
 }
 
 // chorusInit plus a coordinator in this process, undone at scope exit.
