@@ -458,9 +458,11 @@ CHORUS_HD void decodeBlock(const Params& p, const uint8_t* in, uint32_t n, float
     case kE5M2: {
       const float scale = getF(in);
       if (p.kind == kE4M3)
-        for (uint32_t i = 0; i < n; ++i) out[i] = canonical(fmul(fp8DecodeT<kE4M3>(in[4 + i]), scale));
+        for (uint32_t i = 0; i < n; ++i)
+          out[i] = canonical(fmul(fp8DecodeT<kE4M3>(in[4 + i]), scale));
       else
-        for (uint32_t i = 0; i < n; ++i) out[i] = canonical(fmul(fp8DecodeT<kE5M2>(in[4 + i]), scale));
+        for (uint32_t i = 0; i < n; ++i)
+          out[i] = canonical(fmul(fp8DecodeT<kE5M2>(in[4 + i]), scale));
       return;
     }
     case kOneBit: {

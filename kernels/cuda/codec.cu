@@ -73,8 +73,8 @@ __device__ __forceinline__ uint32_t loadBytes(const uint8_t* __restrict__ in, ui
 
 // One byte per value: q[i] = f(x[i], global index), four values per lane.
 template <class F>
-__device__ __forceinline__ void packBytes(const float* __restrict__ x, uint32_t n,
-                                          uint64_t first, uint8_t* q, F f) {
+__device__ __forceinline__ void packBytes(const float* __restrict__ x, uint32_t n, uint64_t first,
+                                          uint8_t* q, F f) {
   for (uint32_t i = 4 * laneId(); i < n; i += 128) {
     float v[4];
     load4(x, i, n, v);
@@ -102,8 +102,8 @@ __device__ __forceinline__ void unpackBytes(const uint8_t* __restrict__ q, uint3
 // Top-k of one block by a warp: the CPU's radix select (four 8-bit passes
 // over the magnitude bits, histograms in shared memory), then compaction in
 // index order.
-__device__ void encodeTopK(const Params& p, const float* __restrict__ x, uint32_t n,
-                           uint8_t* out, uint32_t* hist) {
+__device__ void encodeTopK(const Params& p, const float* __restrict__ x, uint32_t n, uint8_t* out,
+                           uint32_t* hist) {
   const unsigned lane = laneId();
   const uint32_t k = codec::topkCount(p, n);
   uint32_t prefix = 0, prefixMask = 0, need = k;
@@ -169,8 +169,8 @@ __device__ void encodeTopK(const Params& p, const float* __restrict__ x, uint32_
 // Top-k has its own kernel: only it needs the shared histograms (the others
 // keep that memory as L1 cache).
 __global__ void __launch_bounds__(kThreads)
-    encodeTopKKernel(Params p, const float* __restrict__ x, size_t count,
-                     uint8_t* __restrict__ out, size_t blocks, size_t fullBytes) {
+    encodeTopKKernel(Params p, const float* __restrict__ x, size_t count, uint8_t* __restrict__ out,
+                     size_t blocks, size_t fullBytes) {
   __shared__ uint32_t hist[kWarpsPerCta][256];
   const size_t b = static_cast<size_t>(blockIdx.x) * kWarpsPerCta + (threadIdx.x >> 5);
   if (b >= blocks) return;
@@ -355,7 +355,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (uint32_t t = 0; t < 8; ++t) {
           const int nib = static_cast<int>((w >> (4 * t)) & 0xfu);
-          v[t] = codec::canonical(codec::fmul(static_cast<float>(nib >= 8 ? nib - 16 : nib), scale));
+          v[t] =
+              codec::canonical(codec::fmul(static_cast<float>(nib >= 8 ? nib - 16 : nib), scale));
         }
         store4(ob, i, n, v);
         store4(ob, i + 4, n, v + 4);
@@ -384,10 +385,12 @@ __global__ void __launch_bounds__(kThreads)
       for (uint32_t base = 0; base < k; base += 32) {
         const uint32_t j = base + lane;
         uint32_t idx = UINT_MAX;
-        if (j < k) idx = static_cast<uint32_t>(ib[6 * j]) | static_cast<uint32_t>(ib[6 * j + 1]) << 8;
+        if (j < k)
+          idx = static_cast<uint32_t>(ib[6 * j]) | static_cast<uint32_t>(ib[6 * j + 1]) << 8;
         const bool valid = idx < n;
         const uint32_t same = __match_any_sync(kAll, idx);
-        if (valid && 31 - __clz(same) == static_cast<int>(lane)) ob[idx] = codec::getF(ib + 6 * j + 2);
+        if (valid && 31 - __clz(same) == static_cast<int>(lane))
+          ob[idx] = codec::getF(ib + 6 * j + 2);
         __syncwarp();
       }
       return;
@@ -409,8 +412,8 @@ unsigned ctas(size_t blocks) {
 
 }  // namespace
 
-std::string encodeAsync(const codec::Params& p, const float* x, size_t count,
-                        uint64_t firstIndex, uint8_t* out) {
+std::string encodeAsync(const codec::Params& p, const float* x, size_t count, uint64_t firstIndex,
+                        uint8_t* out) {
   if (count == 0) return "";
   const size_t blocks = (count + p.blockSize - 1) / p.blockSize;
   const size_t full = codec::blockBytes(p, p.blockSize);

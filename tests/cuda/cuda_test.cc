@@ -155,12 +155,24 @@ std::vector<float> pattern(int which, size_t count, uint32_t seed) {
   for (size_t i = 0; i < count; ++i) {
     float g = d(rng);
     switch (which) {
-      case 0: v[i] = g * (i % 997 == 0 ? 30.0f : 1.0f); break;
-      case 1: v[i] = -std::fabs(g) - 1e-3f; break;
-      case 2: v[i] = 0.375f; break;
-      case 3: v[i] = 0.0f; break;
-      case 4: v[i] = std::round(g * 4.0f) / 4.0f; break;
-      case 5: v[i] = (i & 1 ? 3e38f : -3e38f) * std::fabs(g) / 4.0f; break;
+      case 0:
+        v[i] = g * (i % 997 == 0 ? 30.0f : 1.0f);
+        break;
+      case 1:
+        v[i] = -std::fabs(g) - 1e-3f;
+        break;
+      case 2:
+        v[i] = 0.375f;
+        break;
+      case 3:
+        v[i] = 0.0f;
+        break;
+      case 4:
+        v[i] = std::round(g * 4.0f) / 4.0f;
+        break;
+      case 5:
+        v[i] = (i & 1 ? 3e38f : -3e38f) * std::fabs(g) / 4.0f;
+        break;
       default:
         v[i] = g;
         if (i % 5003 == 17) v[i] = std::nanf("");
@@ -253,9 +265,9 @@ TEST(CudaCodec, CorruptTopKDecodesLikeTheCpu) {
   ASSERT_TRUE(chorus::kernels::decode(p, enc.data(), bytes, count, cpu.data()).isOk());
   DeviceBuffer din(bytes), dout(count * 4);
   ASSERT_EQ(cudaMemcpy(din.p, enc.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
-  ASSERT_EQ(chorus::cuda::decode(p, static_cast<uint8_t*>(din.p), count,
-                                 static_cast<float*>(dout.p)),
-            "");
+  ASSERT_EQ(
+      chorus::cuda::decode(p, static_cast<uint8_t*>(din.p), count, static_cast<float*>(dout.p)),
+      "");
   ASSERT_EQ(cudaMemcpy(gpu.data(), dout.p, count * 4, cudaMemcpyDeviceToHost), cudaSuccess);
   EXPECT_EQ(std::memcmp(cpu.data(), gpu.data(), count * 4), 0);
   EXPECT_EQ(cpu[7], 39.5f);  // j = 39 is the last entry naming index 7

@@ -24,13 +24,13 @@
 
 namespace {
 
-#define CHECK_CUDA(call)                                                                 \
-  do {                                                                                   \
-    cudaError_t e_ = (call);                                                             \
-    if (e_ != cudaSuccess) {                                                             \
+#define CHECK_CUDA(call)                                                                   \
+  do {                                                                                     \
+    cudaError_t e_ = (call);                                                               \
+    if (e_ != cudaSuccess) {                                                               \
       std::fprintf(stderr, "%s: %s (line %d)\n", #call, cudaGetErrorString(e_), __LINE__); \
-      std::exit(2);                                                                      \
-    }                                                                                    \
+      std::exit(2);                                                                        \
+    }                                                                                      \
   } while (0)
 
 // Median seconds per launch of f over 5 rounds of `reps` launches.
@@ -115,10 +115,8 @@ int main(int argc, char** argv) {
     p.blockSize = block;
     p.topk = std::max<uint32_t>(1, block / 32);
     const size_t enc = chorus::codec::encodedBytes(p, count);
-    const double e =
-        timeIt(reps, [&] { return chorus::cuda::encodeAsync(p, dx, count, 0, denc); });
-    const double dd =
-        timeIt(reps, [&] { return chorus::cuda::decodeAsync(p, denc, count, dy); });
+    const double e = timeIt(reps, [&] { return chorus::cuda::encodeAsync(p, dx, count, 0, denc); });
+    const double dd = timeIt(reps, [&] { return chorus::cuda::decodeAsync(p, denc, count, dy); });
     std::string same = "not checked";
     if (check) {
       std::vector<uint8_t> cpu(enc), gpu(enc);
