@@ -166,7 +166,14 @@ CHORUS_API chorusResult_t chorusCoordinatorStop(chorusCoordinator_t coordinator)
 /* Communicator                                                               */
 /* ------------------------------------------------------------------------- */
 #define CHORUS_COMM_PARAMS_MAGIC 0x43436D50u /* "CCmP" */
-#define CHORUS_COMM_PARAMS_VERSION 2u        /* 2: locality */
+#define CHORUS_COMM_PARAMS_VERSION 3u        /* 2: locality; 3: TLS */
+
+/* TLS 1.3 on the data links between peers (chorusCommParams_t.tls). */
+typedef enum {
+  chorusTlsOff = 0,          /* plaintext (links are still authenticated by the run secret) */
+  chorusTlsSecret = 1,       /* a key derived from the run secret; nothing else to set up */
+  chorusTlsCertificates = 2, /* tlsCert/tlsKey, checked against tlsCa in both directions */
+} chorusTlsMode_t;
 
 typedef struct {
   size_t size;      /* sizeof(chorusCommParams_t) */
@@ -205,6 +212,16 @@ typedef struct {
    * with equal host labels are treated as sharing a machine. Default:
    * CHORUS_LOCALITY. */
   const char* locality;
+  /* Version 3. Encrypt every data link (tensors, snapshots) with TLS 1.3
+   * and authenticate both ends with it. Every peer of a job must use the
+   * same mode; a peer with another secret, no certificate or one from
+   * another CA is refused with an authentication error. Default: CHORUS_TLS
+   * (off | secret | cert). Coordinator links are authenticated, not
+   * encrypted. */
+  chorusTlsMode_t tls;
+  const char* tlsCert; /* PEM certificate chain of this peer. Default: CHORUS_TLS_CERT */
+  const char* tlsKey;  /* PEM private key of tlsCert. Default: CHORUS_TLS_KEY */
+  const char* tlsCa;   /* PEM CA(s) peers' certificates must chain to. Default: CHORUS_TLS_CA */
 } chorusCommParams_t;
 
 /* chorusCommParams_t.connectionsPerPeer: a pool adapted to the link. */

@@ -7,13 +7,14 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config git
   libasio-dev        # standalone Asio: sockets, resolver, acceptor, timers
-  libssl-dev         # OpenSSL: HMAC-SHA256 challenge-response, random nonces (later: TLS)
+  libssl-dev         # OpenSSL: HMAC-SHA256 challenge-response, random nonces, TLS 1.3
   libgtest-dev       # GoogleTest
   libcli11-dev       # CLI11: command-line parsing for the tools
   libxxhash-dev      # xxHash: result and state hashes
   libisal-dev        # Intel ISA-L: Reed-Solomon erasure coding of snapshots
   iproute2 procps psmisc   # ip netns / ss / pkill for fault tests
   python3            # tools/chorus-wan (the WAN emulator; its CI scenario is a test)
+  openssl            # CLI: the TLS tests make a throwaway CA and certificates
 )
 # Peers we measure against in docs/PERFORMANCE.md (not needed to build or test).
 if [[ "${CHORUS_WITH_PEERS:-0}" == 1 ]]; then

@@ -76,6 +76,17 @@ Status Communicator::init() {
   auto sel = algo::Selector::create(cfg_.algorithm);
   if (!sel.isOk()) return sel.status();
   selector_ = std::move(sel).value();
+  if (cfg_.tls != chorusTlsOff) {
+    transport::tcp::TlsSettings ts;
+    ts.mode = static_cast<transport::tcp::TlsMode>(cfg_.tls);
+    ts.secret = cfg_.secret;
+    ts.certFile = cfg_.tlsCert;
+    ts.keyFile = cfg_.tlsKey;
+    ts.caFile = cfg_.tlsCa;
+    auto t = transport::tcp::TlsContext::create(ts);
+    if (!t.isOk()) return t.status();
+    tls_ = std::move(t).value();
+  }
   int spinUs = cfg_.spinUs >= 0 ? cfg_.spinUs : 50;
   return engine_.init(this, spinUs);
 }
@@ -102,7 +113,7 @@ Status Communicator::connect() {
     fatal_ = Status::ok();
     linkStatus_ = Status::ok();
   }
-  client_ = std::make_unique<membership::MembershipClient>(cfg_, peerId_, hostId_, this);
+  client_ = std::make_unique<membership::MembershipClient>(cfg_, peerId_, hostId_, this, tls_);
   Status st = client_->start();
   if (!st.isOk()) {
     client_->stop(0);
@@ -1212,11 +1223,14 @@ void Communicator::onDataLink(ControlEvent& ev) {
   // CHORUS_SHM=1 (experimental, every peer of the job must set it): shared
   // memory when the peer is on this host, TCP otherwise, decided in band by
   // a set-up exchange on the authenticated socket (transports/shm/).
+  // With TLS on, every link is a TLS stream (shared memory is not used).
   std::unique_ptr<transport::Connection> conn =
-      transport::shm::enabled() ? transport::shm::makeConnection(std::move(*ev.socket), ev.peerId,
-                                                                 ev.stream, peerId_, hostId_)
-                                : transport::tcp::makeConnection(std::move(*ev.socket), ev.peerId,
-                                                                 ev.stream, ev.streamCount);
+      ev.ssl ? transport::tcp::makeTlsConnection(std::move(*ev.socket), std::move(ev.ssl),
+                                                 ev.peerId, ev.stream, ev.streamCount)
+      : transport::shm::enabled() ? transport::shm::makeConnection(std::move(*ev.socket), ev.peerId,
+                                                                   ev.stream, peerId_, hostId_)
+                                  : transport::tcp::makeConnection(std::move(*ev.socket), ev.peerId,
+                                                                   ev.stream, ev.streamCount);
   if (!conn) {
     LOG_ERROR("cannot take over the data link to peer " << ev.peerId);
     return;
@@ -1242,6 +1256,8 @@ void Communicator::onDataLink(ControlEvent& ev) {
   }
   byFd_[conn->fd()] = conn.get();
   if (conn->needsPolling()) polled_.insert(conn.get());
+  LOG_DEBUG("data link to peer " << ev.peerId << " stream " << ev.stream << " over "
+                                 << conn->transportName());
   slot = std::move(conn);
   if (link.complete()) dialing_.erase(ev.peerId);
   maybeSendReady();

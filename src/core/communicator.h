@@ -168,6 +168,7 @@ class Communicator final : public ProgressEngine::Client,
   size_t segmentBytes_;
   ProgressEngine engine_;
   std::unique_ptr<membership::MembershipClient> client_;
+  std::shared_ptr<const transport::tcp::TlsContext> tls_;  // data-link TLS, or null
 
   // ---- guarded by the engine lock ----
   State state_ = State::kCreated;

@@ -90,6 +90,14 @@ void fillCommDefaults(chorusCommParams_t* p) {
   p->opTimeoutMs = envIntOr("CHORUS_OP_TIMEOUT_MS", 60000);
   p->listenHost = envOr("CHORUS_LISTEN_HOST", nullptr);
   p->locality = envOr("CHORUS_LOCALITY", nullptr);
+  std::string tls = envOr("CHORUS_TLS", "off");
+  p->tls = tls == "off" || tls == "0" || tls.empty() ? chorusTlsOff
+           : tls == "secret"                         ? chorusTlsSecret
+           : tls == "cert" || tls == "certificates"  ? chorusTlsCertificates
+                                                     : static_cast<chorusTlsMode_t>(-1);
+  p->tlsCert = envOr("CHORUS_TLS_CERT", nullptr);
+  p->tlsKey = envOr("CHORUS_TLS_KEY", nullptr);
+  p->tlsCa = envOr("CHORUS_TLS_CA", nullptr);
 }
 
 void fillCoordinatorDefaults(chorusCoordinatorParams_t* p) {
@@ -160,6 +168,24 @@ Result<CommConfig> commConfigFromParams(const chorusCommParams_t* p) {
   bool hasLocality =
       p->version >= 2 && p->size >= offsetof(chorusCommParams_t, locality) + sizeof(p->locality);
   c.locality = (hasLocality && p->locality) ? p->locality : envOr("CHORUS_LOCALITY", "");
+  // Callers built against version 2 get TLS from the environment.
+  chorusCommParams_t env;
+  bool hasTls =
+      p->version >= 3 && p->size >= offsetof(chorusCommParams_t, tlsCa) + sizeof(p->tlsCa);
+  if (!hasTls) {
+    fillCommDefaults(&env);
+    p = &env;
+  }
+  {
+    if (static_cast<int>(p->tls) < 0 || p->tls > chorusTlsCertificates)
+      return invalidArgument(
+          "tls must be chorusTlsOff, chorusTlsSecret or chorusTlsCertificates (CHORUS_TLS: off, "
+          "secret or cert)");
+    c.tls = p->tls;
+    c.tlsCert = p->tlsCert ? p->tlsCert : "";
+    c.tlsKey = p->tlsKey ? p->tlsKey : "";
+    c.tlsCa = p->tlsCa ? p->tlsCa : "";
+  }
   c.uniformOutcome = envIntOr("CHORUS_UNIFORM", 1) != 0;
   c.algorithm = envOr("CHORUS_ALGO", "");
   c.spinUs = envIntOr("CHORUS_SPIN_US", -1);

@@ -33,6 +33,8 @@ struct CommConfig {
   int opTimeoutMs = 60000;
   std::string listenHost;  // empty: local address of the coordinator link
   std::string locality;    // "host=a,rack=r,dc=d" (any subset)
+  int tls = 0;             // chorusTlsMode_t
+  std::string tlsCert, tlsKey, tlsCa;
   // Tuning knobs from the environment only (not in the C struct):
   bool uniformOutcome = true;  // CHORUS_UNIFORM=0 turns the completion agreement off
   std::string algorithm;       // CHORUS_ALGO

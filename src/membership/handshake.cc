@@ -25,6 +25,7 @@ std::string transcript(const control::Hello& h, const auth::Nonce& serverNonce) 
       .add(static_cast<uint64_t>(h.streamCount))
       .add(h.epoch)
       .add(h.nonce)
+      .add(static_cast<uint64_t>(h.tls))
       .add(serverNonce);
   return t.str();
 }

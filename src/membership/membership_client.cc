@@ -16,8 +16,10 @@ namespace chorus::membership {
 using asio::ip::tcp;
 
 MembershipClient::MembershipClient(const CommConfig& cfg, uint64_t peerId, std::string hostId,
-                                   Sink* sink)
+                                   Sink* sink,
+                                   std::shared_ptr<const transport::tcp::TlsContext> tls)
     : cfg_(cfg),
+      tls_(std::move(tls)),
       peerId_(peerId),
       hostId_(std::move(hostId)),
       sink_(sink),
@@ -325,6 +327,13 @@ asio::awaitable<void> MembershipClient::acceptLink(tcp::socket s) {
       return failedPrecondition("peer belongs to group '" + h.group + "', this peer to '" +
                                 cfg_.group + "'");
     if (h.toPeer != peerId_) return failedPrecondition("data link addressed to another peer");
+    if (h.tls != cfg_.tls)
+      return failedPrecondition(
+          "TLS mismatch: the dialing peer uses CHORUS_TLS=" +
+          transport::tcp::tlsModeName(static_cast<transport::tcp::TlsMode>(h.tls)) +
+          ", this peer " +
+          transport::tcp::tlsModeName(static_cast<transport::tcp::TlsMode>(cfg_.tls)) +
+          " (every peer of a job must use the same TLS mode)");
     return Status::ok();
   });
   if (!hello.isOk()) {
@@ -332,8 +341,20 @@ asio::awaitable<void> MembershipClient::acceptLink(tcp::socket s) {
     co_return;
   }
   if (dog.fired() || !sock->is_open()) co_return;
+  transport::tcp::SslPtr ssl;
+  if (tls_) {
+    auto s = co_await tls_->handshake(*sock, /*server=*/true);
+    if (!s.isOk()) {
+      LOG_WARN("refused a data link from peer " << hello->fromPeer << ": "
+                                                << s.status().toString());
+      co_return;
+    }
+    ssl = std::move(s).value();
+    if (dog.fired() || !sock->is_open()) co_return;
+  }
   ControlEvent ev;
   ev.kind = ControlEvent::Kind::kDataLink;
+  ev.ssl = std::move(ssl);
   ev.peerId = hello->fromPeer;
   ev.stream = hello->stream;
   ev.streamCount = hello->streamCount;
@@ -366,10 +387,20 @@ asio::awaitable<void> MembershipClient::dialLink(Member m, int stream, int strea
       hello.stream = static_cast<uint16_t>(stream);
       hello.streamCount = static_cast<uint16_t>(streams);
       hello.epoch = epoch;
+      hello.tls = static_cast<uint8_t>(cfg_.tls);
       st = co_await clientHandshake(*sock, cfg_.secret, hello);
+      transport::tcp::SslPtr ssl;
+      if (st.isOk() && !dog.fired() && tls_) {
+        auto s = co_await tls_->handshake(*sock, /*server=*/false);
+        if (s.isOk())
+          ssl = std::move(s).value();
+        else
+          st = s.status().withContext("data link to peer " + std::to_string(m.peerId));
+      }
       if (st.isOk() && !dog.fired()) {
         ControlEvent ev;
         ev.kind = ControlEvent::Kind::kDataLink;
+        ev.ssl = std::move(ssl);
         ev.peerId = m.peerId;
         ev.stream = stream;
         ev.streamCount = streams;

@@ -25,6 +25,7 @@
 #include "src/membership/view.h"
 #include "src/protocol/control.h"
 #include "transports/tcp/listener.h"
+#include "transports/tcp/tls.h"
 
 namespace chorus::membership {
 
@@ -62,6 +63,7 @@ struct ControlEvent {
   int stream = 0;
   int streamCount = 1;
   std::unique_ptr<asio::ip::tcp::socket> socket;
+  transport::tcp::SslPtr ssl;  // the link's TLS session when TLS is on
 };
 
 class MembershipClient {
@@ -73,7 +75,9 @@ class MembershipClient {
     virtual void onControlEvent(ControlEvent ev) = 0;
   };
 
-  MembershipClient(const CommConfig& cfg, uint64_t peerId, std::string hostId, Sink* sink);
+  // tls: non-null when data links run TLS (see transports/tcp/tls.h).
+  MembershipClient(const CommConfig& cfg, uint64_t peerId, std::string hostId, Sink* sink,
+                   std::shared_ptr<const transport::tcp::TlsContext> tls = nullptr);
   ~MembershipClient();
 
   // Open the data listener, start the thread and the coordinator link.
@@ -115,6 +119,7 @@ class MembershipClient {
   control::Register buildRegister(const asio::ip::tcp::socket& s);
 
   CommConfig cfg_;
+  std::shared_ptr<const transport::tcp::TlsContext> tls_;
   uint64_t peerId_;
   std::string hostId_;
   Sink* sink_;

@@ -88,6 +88,7 @@ std::vector<uint8_t> Hello::encode() const {
   w.u16(streamCount);
   w.u64(epoch);
   w.fixed(nonce);
+  w.u8(tls);
   return std::move(w.buffer());
 }
 Result<Hello> Hello::decode(const std::vector<uint8_t>& b) {
@@ -102,6 +103,7 @@ Result<Hello> Hello::decode(const std::vector<uint8_t>& b) {
   h.streamCount = r.u16();
   h.epoch = r.u64();
   h.nonce = r.fixed<32>();
+  h.tls = r.u8();
   CHORUS_RETURN_IF_ERROR(r.finish("HELLO"));
   if (role != static_cast<uint8_t>(Role::kPeer) && role != static_cast<uint8_t>(Role::kDataLink))
     return protocolError("HELLO with unknown role " + std::to_string(role));

@@ -18,7 +18,7 @@
 namespace chorus::control {
 
 constexpr uint32_t kMagic = 0x43524843u;  // "CHRC"
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;           // 2: HELLO carries the TLS mode
 constexpr size_t kHeaderSize = 12;
 constexpr uint32_t kMaxBody = 16u << 20;
 
@@ -68,6 +68,7 @@ struct Hello {
   uint16_t streamCount = 1;  // data links: size of the pair's pool
   uint64_t epoch = 0;        // data links: epoch of the view the dialer is setting up
   auth::Nonce nonce{};
+  uint8_t tls = 0;  // data links: the dialer's chorusTlsMode_t (both ends must agree)
   std::vector<uint8_t> encode() const;
   static Result<Hello> decode(const std::vector<uint8_t>& b);
 };

@@ -164,6 +164,7 @@ TEST(Control, RoundTrips) {
   h.streamCount = 4;
   h.epoch = 5;
   h.nonce = auth::makeNonce();
+  h.tls = 2;
   auto hb = h.encode();
   auto h2 = control::Hello::decode(hb);
   ASSERT_TRUE(h2.isOk());
@@ -171,6 +172,7 @@ TEST(Control, RoundTrips) {
   EXPECT_EQ(h2->stream, 3);
   EXPECT_EQ(h2->streamCount, 4);
   EXPECT_EQ(h2->nonce, h.nonce);
+  EXPECT_EQ(h2->tls, 2);
   checkTruncationAndGarbage<control::Hello>(hb);
 
   control::Register r;

@@ -288,6 +288,10 @@ Result<bool> TcpConnection::readFrames(FrameSink& sink) {
 Result<ProgressResult> TcpConnection::progress(FrameSink& sink) {
   ProgressResult pr;
   if (!open_) return unavailable("connection to peer " + std::to_string(peerId_) + " is closed");
+  {
+    CHORUS_ASSIGN_OR_RETURN(bool flushed, flushTransport());
+    pr.didWork |= flushed;
+  }
   if (!sendq_.empty()) {
     CHORUS_ASSIGN_OR_RETURN(bool sent, flushSends());
     pr.didWork |= sent;

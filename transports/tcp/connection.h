@@ -45,6 +45,9 @@ class TcpConnection : public Connection {
   // transport overrides both.
   virtual ssize_t writeBytes(const ::iovec* iov, int n);
   virtual ssize_t readBytes(const ::iovec* iov, int n);
+  // Bytes the byte stream itself still holds after writeBytes accepted them
+  // (TLS: plaintext not yet encrypted out); true if some moved.
+  virtual Result<bool> flushTransport() { return false; }
   Status brokenError(const std::string& what, int err);
 
   int fd_;

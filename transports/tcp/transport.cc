@@ -8,6 +8,7 @@
 
 #include "src/core/config.h"
 #include "transports/tcp/connection.h"
+#include "transports/tcp/tls.h"
 
 namespace chorus::transport::tcp {
 
@@ -48,6 +49,15 @@ std::unique_ptr<Connection> makeConnection(asio::ip::tcp::socket s, uint64_t pee
   int fd = s.release(ec);
   if (ec) return nullptr;
   return std::make_unique<TcpConnection>(fd, peerId, stream);
+}
+
+std::unique_ptr<Connection> makeTlsConnection(asio::ip::tcp::socket s, SslPtr ssl, uint64_t peerId,
+                                              int stream, int streamCount) {
+  tuneDataSocket(s, streamCount);
+  asio::error_code ec;
+  int fd = s.release(ec);
+  if (ec) return nullptr;
+  return std::make_unique<TlsConnection>(fd, std::move(ssl), peerId, stream);
 }
 
 }  // namespace chorus::transport::tcp

@@ -14,6 +14,7 @@
 
 #include <memory>
 
+#include "transports/tcp/tls.h"
 #include "transports/transport.h"
 
 namespace chorus::transport::tcp {
@@ -24,5 +25,8 @@ namespace chorus::transport::tcp {
 void tuneDataSocket(asio::ip::tcp::socket& s, int streamCount = 1);
 std::unique_ptr<Connection> makeConnection(asio::ip::tcp::socket s, uint64_t peerId, int stream,
                                            int streamCount = 1);
+// The same for a link whose TLS handshake is done (ssl is its session).
+std::unique_ptr<Connection> makeTlsConnection(asio::ip::tcp::socket s, SslPtr ssl, uint64_t peerId,
+                                              int stream, int streamCount = 1);
 
 }  // namespace chorus::transport::tcp
