@@ -234,10 +234,11 @@ TEST(Control, HeaderChecks) {
   ASSERT_TRUE(control::decodeHeader(f.data(), &t, &len).isOk());
   EXPECT_EQ(t, control::Type::kHeartbeat);
   EXPECT_EQ(len, 3u);
-  f[4] = 2;  // version
+  f[4] = control::kVersion + 1;  // a version this build does not speak
   Status s = control::decodeHeader(f.data(), &t, &len);
   EXPECT_EQ(s.code(), Code::kProtocol);
-  EXPECT_NE(s.message().find("version 2"), std::string::npos);
+  EXPECT_NE(s.message().find("version " + std::to_string(control::kVersion + 1)),
+            std::string::npos);
   f[4] = control::kVersion;
   f[5] = 200;  // type
   EXPECT_EQ(control::decodeHeader(f.data(), &t, &len).code(), Code::kProtocol);
