@@ -435,22 +435,34 @@ CHORUS_HD void decodeBlock(const Params& p, const uint8_t* in, uint32_t n, float
   switch (p.kind) {
     case kUint8: {
       float lo = getF(in), scale = getF(in + 4);
-      for (uint32_t i = 0; i < n; ++i)
-        out[i] = canonical(fadd(lo, fmul(static_cast<float>(in[8 + i]), scale)));
+      // With a finite header no value can be NaN, so the per-value
+      // canonical() is needed only for non-finite headers (same bits).
+      if (finite(lo) && finite(scale))
+        for (uint32_t i = 0; i < n; ++i)
+          out[i] = fadd(lo, fmul(static_cast<float>(in[8 + i]), scale));
+      else
+        for (uint32_t i = 0; i < n; ++i)
+          out[i] = canonical(fadd(lo, fmul(static_cast<float>(in[8 + i]), scale)));
       return;
     }
     case kInt8: {
       float scale = getF(in);
-      for (uint32_t i = 0; i < n; ++i)
-        out[i] = canonical(fmul(static_cast<float>(static_cast<int8_t>(in[4 + i])), scale));
+      if (finite(scale))
+        for (uint32_t i = 0; i < n; ++i)
+          out[i] = fmul(static_cast<float>(static_cast<int8_t>(in[4 + i])), scale);
+      else
+        for (uint32_t i = 0; i < n; ++i)
+          out[i] = canonical(fmul(static_cast<float>(static_cast<int8_t>(in[4 + i])), scale));
       return;
     }
     case kInt4: {
       float scale = getF(in);
+      const bool clean = finite(scale);
       for (uint32_t i = 0; i < n; ++i) {
         int nib = (in[4 + i / 2] >> ((i & 1) * 4)) & 0xf;
         int q = nib >= 8 ? nib - 16 : nib;
-        out[i] = canonical(fmul(static_cast<float>(q), scale));
+        float v = fmul(static_cast<float>(q), scale);
+        out[i] = clean ? v : canonical(v);
       }
       return;
     }

@@ -140,6 +140,70 @@ TEST(Codec, OneBitKeepsSignsAndMeanMagnitude) {
   }
 }
 
+// The CPU's vectorised 1-bit path (movemask signs) writes exactly the bytes
+// of the shared block code, for every tail length, signed zeros and a
+// non-finite block.
+TEST(Codec, OneBitFastPathMatchesTheBlockCode) {
+  for (uint32_t block : {1u, 7u, 8u, 9u, 31u, 256u, 1000u}) {
+    Params p = make(codec::kOneBit, block);
+    auto x = gradient(block * 5 + 3, block);
+    x[1] = -0.0f;
+    x[2] = 0.0f;
+    if (x.size() > 2 * block) x[2 * block] = std::numeric_limits<float>::infinity();
+    std::vector<uint8_t> fast(codec::encodedBytes(p, x.size())), ref(fast.size());
+    encode(p, x.data(), x.size(), 0, fast.data());
+    const size_t full = codec::blockBytes(p, block);
+    for (size_t b = 0, off = 0; off < x.size(); ++b, off += block)
+      codec::encodeBlock(p, x.data() + off,
+                         static_cast<uint32_t>(std::min<size_t>(block, x.size() - off)), off,
+                         ref.data() + b * full);
+    EXPECT_TRUE(fast == ref) << "block " << block;
+  }
+}
+
+// Decoding checks the header once per block instead of canonicalising every
+// value; the bits must equal the per-value rule the CUDA decoder applies
+// (canonical(formula)) for any header, finite or not, and any codes.
+TEST(Codec, DecodeEqualsThePerValueNaNRuleForAnyHeader) {
+  std::mt19937 rng(11);
+  const float heads[] = {0.0f,
+                         1.5e-3f,
+                         -2.0f,
+                         3e38f,
+                         std::numeric_limits<float>::infinity(),
+                         -std::numeric_limits<float>::infinity(),
+                         std::nanf("")};
+  for (Kind k : {codec::kUint8, codec::kInt8, codec::kInt4, codec::kOneBit})
+    for (float a : heads)
+      for (float b : heads) {
+        Params p = make(k, 37);
+        std::vector<uint8_t> enc(codec::encodedBytes(p, 37));
+        for (auto& c : enc) c = static_cast<uint8_t>(rng());
+        codec::putF(enc.data(), a);
+        if (k == codec::kUint8) codec::putF(enc.data() + 4, b);
+        std::vector<float> got(37);
+        ASSERT_TRUE(decode(p, enc.data(), enc.size(), 37, got.data()).isOk());
+        for (uint32_t i = 0; i < 37; ++i) {
+          const uint8_t* in = enc.data();
+          float v = 0;
+          if (k == codec::kUint8)
+            v = codec::fadd(a, codec::fmul(static_cast<float>(in[8 + i]), b));
+          else if (k == codec::kInt8)
+            v = codec::fmul(static_cast<float>(static_cast<int8_t>(in[4 + i])), a);
+          else if (k == codec::kInt4) {
+            int nib = (in[4 + i / 2] >> ((i & 1) * 4)) & 0xf;
+            v = codec::fmul(static_cast<float>(nib >= 8 ? nib - 16 : nib), a);
+          } else {
+            float scale = codec::canonical(a);
+            v = (in[4 + i / 8] >> (i % 8)) & 1 ? scale : codec::fsub(0.0f, scale);
+          }
+          v = codec::canonical(v);
+          ASSERT_EQ(codec::bitsOf(got[i]), codec::bitsOf(v))
+              << "kind " << k << " header " << a << "/" << b << " value " << i;
+        }
+      }
+}
+
 TEST(Codec, TopKKeepsTheLargestMagnitudesTiesByIndex) {
   Params p = make(codec::kTopK, 32);
   p.topk = 4;
