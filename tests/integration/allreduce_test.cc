@@ -5,34 +5,12 @@
 #include <map>
 #include <set>
 
+#include "tests/common/cases.h"
 #include "tests/common/harness.h"
 
 using namespace chorus_test;
 
 namespace {
-
-// Every worker exited 0; every CASE line is exact and its hash is the same
-// on every worker.
-void expectAllCasesAgree(Workers& w, size_t minCases) {
-  std::map<std::string, std::set<std::string>> hashes;
-  size_t cases = 0;
-  for (size_t i = 0; i < w.procs.size(); ++i) {
-    auto& p = w.procs[i];
-    EXPECT_EQ(p->exitCode(), 0) << "worker " << i << "\n" << w.dump();
-    auto lines = p->lines("CASE ");
-    if (i == 0) cases = lines.size();
-    EXPECT_EQ(lines.size(), cases) << "worker " << i << " ran a different number of cases";
-    for (const auto& l : lines) {
-      auto f = fields(l);
-      EXPECT_EQ(f["rc"], "0") << l;
-      EXPECT_EQ(f["wrong"], "0") << l;
-      hashes[f["name"]].insert(f["hash"]);
-    }
-  }
-  EXPECT_GE(cases, minCases);
-  for (const auto& [name, set] : hashes)
-    EXPECT_EQ(set.size(), 1u) << "peers disagree on the bytes of " << name;
-}
 
 void sweep(int n) {
   TestCoordinator coord;

@@ -6,32 +6,12 @@
 #include <map>
 #include <set>
 
+#include "tests/common/cases.h"
 #include "tests/common/harness.h"
 
 using namespace chorus_test;
 
 namespace {
-
-void expectCasesPass(Workers& w, size_t minCases) {
-  std::map<std::string, std::set<std::string>> hashes;
-  size_t cases = 0;
-  for (size_t i = 0; i < w.procs.size(); ++i) {
-    auto& p = w.procs[i];
-    EXPECT_EQ(p->exitCode(), 0) << "worker " << i << "\n" << w.dump();
-    auto lines = p->lines("CASE ");
-    if (i == 0) cases = lines.size();
-    EXPECT_EQ(lines.size(), cases);
-    for (const auto& l : lines) {
-      auto f = fields(l);
-      EXPECT_EQ(f["rc"], "0") << l;
-      EXPECT_EQ(f["wrong"], "0") << l;
-      if (f["hash"] != "-") hashes[f["name"]].insert(f["hash"]);
-    }
-  }
-  EXPECT_GE(cases, minCases);
-  for (const auto& [name, set] : hashes)
-    EXPECT_EQ(set.size(), 1u) << "peers disagree on the bytes of " << name;
-}
 
 void everyCollective(int n) {
   TestCoordinator coord;
@@ -39,7 +19,7 @@ void everyCollective(int n) {
                            {"--scenario", "colls", "--counts", "0,1,7,1000,65537", "--dtypes",
                             "int8,uint8,int32,int64,half,bfloat16,float,double"});
   ASSERT_TRUE(w.waitAll(300000)) << w.dump();
-  expectCasesPass(w, 1000);
+  expectAllCasesAgree(w, 1000);
 }
 
 }  // namespace
@@ -96,7 +76,7 @@ TEST(Collectives, EachAlgorithmForcedOnItsOwn) {
       }
       ++group;
       ASSERT_TRUE(w.waitAll(300000)) << w.dump();
-      expectCasesPass(w, 20);
+      expectAllCasesAgree(w, 20);
       // The forced algorithm really ran.
       for (auto& p : w.procs)
         for (const auto& l : p->lines("CASE allreduce/")) {
@@ -115,7 +95,7 @@ TEST(Collectives, PointToPointRingInGroupsAndBadPeers) {
     auto w = Workers::launch(n, coord.address(), "p2p" + std::to_string(n),
                              {"--scenario", "p2p", "--counts", "0,1,1000,300001"});
     ASSERT_TRUE(w.waitAll(120000)) << w.dump();
-    expectCasesPass(w, 4);
+    expectAllCasesAgree(w, 4);
     for (auto& p : w.procs)
       for (const auto& l : p->lines("BAD ")) EXPECT_EQ(fields(l)["rc"], "1") << l;
   }

@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "tests/common/cases.h"
 #include "tests/common/harness.h"
 
 using namespace chorus_test;
@@ -31,20 +32,10 @@ TEST(Shm, EveryDtypeOpCountThroughTheRingsN2) {
       {"--scenario", "sweep", "--counts", "0,1,7,1000,65537,300001", "--count", "20001"},
       "test-secret", kShmEnv);
   ASSERT_TRUE(w.waitAll(120000)) << w.dump();
-  std::map<std::string, std::set<std::string>> hashes;
-  for (auto& p : w.procs) {
-    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 3000);
+  expectAllCasesAgree(w, 100);
+  for (auto& p : w.procs)
     EXPECT_NE(p->output().find("shared memory"), std::string::npos)
         << "the link did not use shared memory";
-    for (const auto& l : p->lines("CASE ")) {
-      auto f = fields(l);
-      EXPECT_EQ(f["rc"], "0") << l;
-      EXPECT_EQ(f["wrong"], "0") << l;
-      hashes[f["name"]].insert(f["hash"]);
-    }
-  }
-  EXPECT_GT(hashes.size(), 100u);
-  for (const auto& [name, set] : hashes) EXPECT_EQ(set.size(), 1u) << name;
 }
 
 TEST(Shm, KilledPeerIsDetectedAndLeavesNoSegment) {

@@ -84,6 +84,23 @@ int findPsk(SSL* ssl, const unsigned char* id, size_t idLen, SSL_SESSION** sess)
   return *sess ? 1 : 0;
 }
 
+bool wants(int sslError) {
+  return sslError == SSL_ERROR_WANT_READ || sslError == SSL_ERROR_WANT_WRITE;
+}
+
+// Waits, on the reactor, until the socket can do what OpenSSL asked for.
+// The link's watchdog closes the socket at its deadline, which ends the wait.
+asio::awaitable<Status> awaitWant(asio::ip::tcp::socket& s, int sslError) {
+  asio::error_code ec;
+  co_await s.async_wait(sslError == SSL_ERROR_WANT_READ ? asio::ip::tcp::socket::wait_read
+                                                        : asio::ip::tcp::socket::wait_write,
+                        asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec) co_return Status::ok();
+  co_return unavailable(ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor
+                            ? "TLS handshake timed out"
+                            : "TLS handshake: " + ec.message());
+}
+
 }  // namespace
 
 void SslFree::operator()(SSL* s) const {
@@ -183,12 +200,9 @@ asio::awaitable<Result<SslPtr>> TlsContext::handshake(asio::ip::tcp::socket& s, 
     int r = SSL_do_handshake(ssl.get());
     if (r == 1) break;
     int e = SSL_get_error(ssl.get(), r);
-    if (e == SSL_ERROR_WANT_READ) {
-      co_await s.async_wait(asio::ip::tcp::socket::wait_read,
-                            asio::redirect_error(asio::use_awaitable, ec));
-    } else if (e == SSL_ERROR_WANT_WRITE) {
-      co_await s.async_wait(asio::ip::tcp::socket::wait_write,
-                            asio::redirect_error(asio::use_awaitable, ec));
+    if (wants(e)) {
+      Status w = co_await awaitWant(s, e);
+      if (!w.isOk()) co_return w;
     } else if (e == SSL_ERROR_SSL) {
       std::string why = sslErrors();
       long v = SSL_get_verify_result(ssl.get());
@@ -201,11 +215,6 @@ asio::awaitable<Result<SslPtr>> TlsContext::handshake(asio::ip::tcp::socket& s, 
                             (err ? std::string(" (") + std::strerror(err) + ")" : "") +
                             "; it may have refused our credentials" + hint);
     }
-    if (ec)
-      co_return unavailable(ec == asio::error::operation_aborted ||
-                                    ec == asio::error::bad_descriptor
-                                ? "TLS handshake timed out"
-                                : "TLS handshake: " + ec.message());
   }
   // In TLS 1.3 the client finishes before the server has checked the
   // client's credentials, so the server confirms with one byte and the
@@ -219,22 +228,13 @@ asio::awaitable<Result<SslPtr>> TlsContext::handshake(asio::ip::tcp::socket& s, 
         server ? SSL_write_ex(ssl.get(), &confirm, 1, &n) : SSL_read_ex(ssl.get(), &confirm, 1, &n);
     if (r == 1) break;
     int e = SSL_get_error(ssl.get(), r);
-    if (e == SSL_ERROR_WANT_READ) {
-      co_await s.async_wait(asio::ip::tcp::socket::wait_read,
-                            asio::redirect_error(asio::use_awaitable, ec));
-    } else if (e == SSL_ERROR_WANT_WRITE) {
-      co_await s.async_wait(asio::ip::tcp::socket::wait_write,
-                            asio::redirect_error(asio::use_awaitable, ec));
-    } else {
+    if (!wants(e)) {
       std::string why = sslErrors();
       co_return unauthenticated("TLS: the other side refused this peer's credentials" +
                                 (why.empty() ? std::string() : ": " + why) + hint);
     }
-    if (ec)
-      co_return unavailable(ec == asio::error::operation_aborted ||
-                                    ec == asio::error::bad_descriptor
-                                ? "TLS handshake timed out"
-                                : "TLS handshake: " + ec.message());
+    Status w = co_await awaitWant(s, e);
+    if (!w.isOk()) co_return w;
   }
   if (!server && confirm != 1) co_return protocolError("TLS: unexpected confirmation byte");
   co_return ssl;
