@@ -83,6 +83,10 @@ class Connection {
   // waiting (then the engine must not sleep).
   virtual bool needsPolling() const { return false; }
   virtual bool prepareSleep() { return true; }
+  // Input already taken off fd() and held by the transport (TLS: a record
+  // only partly handed out): fd() will not report it, so the engine
+  // progresses the connection again instead of sleeping.
+  virtual bool hasBufferedInput() const { return false; }
   // Whether the engine should wake when fd() becomes writable.
   virtual bool wantsWriteReadiness() const { return hasPendingSends(); }
   virtual bool isOpen() const = 0;

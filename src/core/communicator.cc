@@ -816,6 +816,10 @@ void Communicator::progressConnection(transport::Connection* c, bool* worked) {
     sendPending_.insert(c);
   else
     sendPending_.erase(c);
+  if (c->isOpen() && c->hasBufferedInput())
+    inputBuffered_.insert(c);
+  else
+    inputBuffered_.erase(c);
 }
 
 bool Communicator::progressPass(const int* readyFds, int nReady) {
@@ -837,6 +841,11 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
     std::vector<transport::Connection*> pending(sendPending_.begin(), sendPending_.end());
     for (transport::Connection* c : pending)
       if (sendPending_.count(c)) progressConnection(c, &worked);
+  }
+  if (!inputBuffered_.empty()) {
+    std::vector<transport::Connection*> buffered(inputBuffered_.begin(), inputBuffered_.end());
+    for (transport::Connection* c : buffered)
+      if (inputBuffered_.count(c)) progressConnection(c, &worked);
   }
   if (!ops_.empty()) {
     TimePoint now = Clock::now();
@@ -873,11 +882,13 @@ void Communicator::beforeSleep() {
 }
 
 bool Communicator::wantsBackgroundProgress() {
-  return !ops_.empty() || proposal_.has_value() || inboxFlag_.load() || !sendPending_.empty();
+  return !ops_.empty() || proposal_.has_value() || inboxFlag_.load() || !sendPending_.empty() ||
+         !inputBuffered_.empty();
 }
 
 Deadline Communicator::nextTimer() {
-  if (pollAgain_) return Deadline::afterMs(0);  // shared-memory data already waiting
+  // Shared-memory data, or TLS plaintext, already waiting.
+  if (pollAgain_ || !inputBuffered_.empty()) return Deadline::afterMs(0);
   Deadline d = Deadline::never();
   for (auto& [k, op] : ops_) d = Deadline::earliest(d, op->deadline);
   return d;
@@ -1245,6 +1256,7 @@ void Communicator::onDataLink(ControlEvent& ev) {
     engine_.removeFd(old->fd());
     byFd_.erase(old->fd());
     sendPending_.erase(old);
+    inputBuffered_.erase(old);
     polled_.erase(old);
     old->close();
     graveyard_.push_back(std::move(slot));
@@ -1273,6 +1285,7 @@ void Communicator::closeLink(uint64_t peerId) {
       byFd_.erase(c->fd());
     }
     sendPending_.erase(c.get());
+    inputBuffered_.erase(c.get());
     polled_.erase(c.get());
     c->close();
     graveyard_.push_back(std::move(c));

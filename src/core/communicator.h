@@ -193,6 +193,7 @@ class Communicator final : public ProgressEngine::Client,
   bool pollAgain_ = false;                   // one of them had work when the engine meant to sleep
   std::unordered_map<int, transport::Connection*> byFd_;
   std::unordered_set<transport::Connection*> sendPending_;
+  std::unordered_set<transport::Connection*> inputBuffered_;  // hasBufferedInput(): go again
   std::vector<std::unique_ptr<transport::Connection>> graveyard_;
 
   std::map<OpKey, std::unique_ptr<Op>> ops_;

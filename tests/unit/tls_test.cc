@@ -5,7 +5,11 @@
 // The certificates are made per run by the openssl command (a throwaway CA,
 // a peer certificate it signs, and one from a second CA).
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -179,6 +183,102 @@ TEST(Tls, SecretModeCarriesFramesIntact) {
     if (!r.isOk()) broken = r.status();
   }
   EXPECT_FALSE(broken.isOk());
+}
+
+// A connected pair of TlsConnections (client a, server b) in secret mode.
+struct TlsPair {
+  std::unique_ptr<transport::Connection> a, b;
+};
+TlsPair tlsPair() {
+  TlsPair p;
+  auto ctx = context(secretSettings("run-secret"));
+  if (!ctx) return p;
+  auto h = handshake(*ctx, *ctx);
+  if (!h.server.isOk() || !h.client.isOk()) return p;
+  p.a = transport::tcp::makeTlsConnection(std::move(*h.clientSock), std::move(h.client).value(), 2,
+                                          0);
+  p.b = transport::tcp::makeTlsConnection(std::move(*h.serverSock), std::move(h.server).value(), 1,
+                                          0);
+  return p;
+}
+
+// The engine sleeps in epoll until a socket is readable. One progress() call
+// reads a bounded amount; when it stops inside a TLS record whose rest
+// OpenSSL has already taken off the socket, epoll will not report those
+// bytes, so the connection must (hasBufferedInput) or they wait forever.
+// Where a call stops depends on the stream's layout, so this sends totals
+// across a range: each time the whole stream sits in the receiver's socket,
+// it is read as the engine does (progress; sleep on the socket unless input
+// is buffered), and it must arrive complete.
+TEST(Tls, PartlyReadRecordsAreReportedSoTheEngineDoesNotSleepOnThem) {
+  constexpr size_t kPayload = 3000;
+  std::vector<uint8_t> payload(kPayload);
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(i * 7);
+  int stopsInsideARecord = 0, runs = 0;
+  for (int frames = 340; frames < 420; frames += 2) {
+    auto p = tlsPair();
+    ASSERT_TRUE(p.a && p.b);
+    for (int i = 0; i < frames; ++i) {
+      frame::Header hd;
+      hd.type = frame::Type::kData;
+      hd.length = static_cast<uint32_t>(payload.size());
+      payload[0] = static_cast<uint8_t>(i);
+      p.a->postSendCopy(hd, payload.data());
+    }
+    Collect sink, none;
+    auto t0 = std::chrono::steady_clock::now();
+    while (p.a->hasPendingSends() &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2))
+      ASSERT_TRUE(p.a->progress(none).isOk());
+    if (p.a->hasPendingSends()) continue;  // the socket buffers could not hold it all
+    ++runs;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // loopback delivery
+    while (sink.frames.size() < static_cast<size_t>(frames)) {
+      pollfd pfd{p.b->fd(), POLLIN, 0};
+      bool readable = ::poll(&pfd, 1, 0) > 0;
+      if (!readable) {
+        ASSERT_TRUE(p.b->hasBufferedInput())
+            << sink.frames.size() << " of " << frames
+            << " frames arrived; the rest are inside TLS and nothing reports them";
+        ++stopsInsideARecord;
+      }
+      auto r = p.b->progress(sink);
+      ASSERT_TRUE(r.isOk()) << r.status().toString();
+    }
+    for (int i = 0; i < frames; ++i) ASSERT_EQ(sink.frames[i][0], static_cast<uint8_t>(i));
+    EXPECT_FALSE(p.b->hasBufferedInput());
+  }
+  ASSERT_GT(runs, 20);
+  // The range covers layouts where a call stops inside the last record.
+  EXPECT_GT(stopsInsideARecord, 0) << "no layout exercised the case (runs: " << runs << ")";
+}
+
+// OpenSSL's socket BIO writes with write(2): a peer that has gone raises
+// SIGPIPE, whose default action kills the process. Sending to a dead peer
+// must be a broken link, and nothing more.
+TEST(Tls, SendingToAPeerThatHasGoneIsAnErrorNotSigpipe) {
+  auto previous = std::signal(SIGPIPE, SIG_DFL);
+  auto p = tlsPair();
+  ASSERT_TRUE(p.a && p.b);
+  // The receiver vanishes with a reset, as a killed process's socket can.
+  linger lg{1, 0};
+  ::setsockopt(p.b->fd(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  p.b->close();
+  std::vector<uint8_t> payload(256 << 10, 0x5a);
+  Status broken;
+  auto t0 = std::chrono::steady_clock::now();
+  while (broken.isOk() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    frame::Header hd;
+    hd.type = frame::Type::kData;
+    hd.length = static_cast<uint32_t>(payload.size());
+    if (!p.a->hasPendingSends()) p.a->postSendCopy(hd, payload.data());
+    Collect none;
+    auto r = p.a->progress(none);
+    if (!r.isOk()) broken = r.status();
+  }
+  std::signal(SIGPIPE, previous);
+  ASSERT_FALSE(broken.isOk()) << "sending to a closed peer never failed";
+  EXPECT_NE(broken.message().find("peer 2"), std::string::npos) << broken.toString();
 }
 
 TEST(Tls, DifferentSecretsAreRefused) {

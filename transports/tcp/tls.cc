@@ -1,12 +1,15 @@
 #include "transports/tcp/tls.h"
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <sys/socket.h>
 #include <algorithm>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
+
 #include <cerrno>
 #include <cstring>
 
@@ -82,6 +85,103 @@ int findPsk(SSL* ssl, const unsigned char* id, size_t idLen, SSL_SESSION** sess)
   if (!cipher) return 0;
   *sess = pskSession(*contextOf(ssl), cipher);
   return *sess ? 1 : 0;
+}
+
+// The socket under OpenSSL. OpenSSL's own socket BIO writes with write(2),
+// which raises SIGPIPE when the peer has gone (and kills a process that did
+// not ignore it); this one sends with MSG_NOSIGNAL, never blocks, and keeps
+// the errno of its last failure where the connection can read it.
+struct SocketIo {
+  int fd;
+  int lastErrno = 0;
+  bool eof = false;
+};
+
+int socketIoWrite(BIO* b, const char* data, size_t len, size_t* written) {
+  auto* io = static_cast<SocketIo*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  ssize_t n = ::send(io->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n >= 0) {
+    *written = static_cast<size_t>(n);
+    return 1;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    BIO_set_retry_write(b);
+  else
+    io->lastErrno = errno;
+  return 0;
+}
+
+int socketIoRead(BIO* b, char* data, size_t len, size_t* got) {
+  auto* io = static_cast<SocketIo*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  ssize_t n = ::recv(io->fd, data, len, MSG_DONTWAIT);
+  if (n > 0) {
+    *got = static_cast<size_t>(n);
+    return 1;
+  }
+  if (n == 0)
+    io->eof = true;
+  else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    BIO_set_retry_read(b);
+  else
+    io->lastErrno = errno;
+  return 0;
+}
+
+long socketIoCtrl(BIO* b, int cmd, long, void*) {
+  auto* io = static_cast<SocketIo*>(BIO_get_data(b));
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_EOF:
+      return io && io->eof ? 1 : 0;
+    default:
+      return 0;
+  }
+}
+
+int socketIoDestroy(BIO* b) {
+  delete static_cast<SocketIo*>(BIO_get_data(b));
+  BIO_set_data(b, nullptr);
+  return 1;
+}
+
+const BIO_METHOD* socketIoMethod() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* b = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "chorus socket");
+    if (!b) return b;
+    BIO_meth_set_write_ex(b, socketIoWrite);
+    BIO_meth_set_read_ex(b, socketIoRead);
+    BIO_meth_set_ctrl(b, socketIoCtrl);
+    BIO_meth_set_destroy(b, socketIoDestroy);
+    return b;
+  }();
+  return m;
+}
+
+bool attachSocket(SSL* ssl, int fd) {
+  const BIO_METHOD* m = socketIoMethod();
+  BIO* b = m ? BIO_new(m) : nullptr;
+  if (!b) return false;
+  BIO_set_data(b, new SocketIo{fd});
+  BIO_set_init(b, 1);
+  SSL_set_bio(ssl, b, b);  // one reference, owned by the SSL from here
+  return true;
+}
+
+// The errno of the socket call that broke the link (0: none, end of stream).
+int socketErrno(SSL* ssl) {
+  BIO* b = SSL_get_rbio(ssl);
+  auto* io = b ? static_cast<SocketIo*>(BIO_get_data(b)) : nullptr;
+  return io ? io->lastErrno : 0;
+}
+
+// True once the peer closed its end (a read saw end of stream).
+bool socketEof(SSL* ssl) {
+  BIO* b = SSL_get_rbio(ssl);
+  auto* io = b ? static_cast<SocketIo*>(BIO_get_data(b)) : nullptr;
+  return io && io->eof;
 }
 
 bool wants(int sslError) {
@@ -185,7 +285,7 @@ asio::awaitable<Result<SslPtr>> TlsContext::handshake(asio::ip::tcp::socket& s, 
   if (!ssl) co_return internalError("TLS: SSL_new failed: " + sslErrors());
   asio::error_code ec;
   s.non_blocking(true, ec);
-  if (ec || SSL_set_fd(ssl.get(), s.native_handle()) != 1)
+  if (ec || !attachSocket(ssl.get(), s.native_handle()))
     co_return internalError("TLS: cannot attach the socket");
   if (server)
     SSL_set_accept_state(ssl.get());
@@ -210,7 +310,7 @@ asio::awaitable<Result<SslPtr>> TlsContext::handshake(asio::ip::tcp::socket& s, 
         why += std::string(" (certificate: ") + X509_verify_cert_error_string(v) + ")";
       co_return unauthenticated("TLS handshake failed: " + why + hint);
     } else {
-      int err = errno;
+      int err = socketErrno(ssl.get());
       co_return unavailable(std::string("TLS handshake: the other side closed the connection") +
                             (err ? std::string(" (") + std::strerror(err) + ")" : "") +
                             "; it may have refused our credentials" + hint);
@@ -255,6 +355,10 @@ size_t TlsConnection::queuedSendBytes() const {
   return TcpConnection::queuedSendBytes() + (txEnd_ - txBegin_);
 }
 
+bool TlsConnection::hasBufferedInput() const {
+  return open_ && (SSL_pending(ssl_.get()) > 0 || SSL_has_pending(ssl_.get()));
+}
+
 ssize_t TlsConnection::drain() {
   while (txBegin_ < txEnd_) {
     // A write that OpenSSL asked to repeat is repeated with the same length
@@ -273,8 +377,10 @@ ssize_t TlsConnection::drain() {
       retryLen_ = len;
       return -EAGAIN;
     }
-    LOG_WARN("TLS write to peer " << peerId_ << " failed: " << sslErrors());
-    return e == SSL_ERROR_SYSCALL && errno ? -errno : -EPROTO;
+    int err = socketErrno(ssl_.get());
+    LOG_WARN("TLS write to peer " << peerId_ << " failed: "
+                                  << (err ? std::strerror(err) : sslErrors().c_str()));
+    return err ? -err : -EPROTO;
   }
   txBegin_ = txEnd_ = 0;
   return 0;
@@ -331,7 +437,9 @@ ssize_t TlsConnection::readBytes(const ::iovec* iov, int n) {
       if (total > 0) return static_cast<ssize_t>(total);
       if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return -EAGAIN;
       if (e == SSL_ERROR_ZERO_RETURN) return 0;
-      if (e == SSL_ERROR_SYSCALL) return errno ? -errno : 0;  // 0: end of stream
+      if (int err = socketErrno(ssl_.get())) return -err;
+      // End of stream without close_notify: a peer that died or closed.
+      if (e == SSL_ERROR_SYSCALL || socketEof(ssl_.get())) return 0;
       LOG_WARN("TLS read from peer " << peerId_ << " failed: " << sslErrors());
       return -EPROTO;
     }

@@ -66,8 +66,9 @@ class TlsContext {
 // Framed connection whose bytes go through TLS. Plaintext is copied into a
 // bounded buffer when it is accepted for sending (so sends complete, and may
 // be cancelled, exactly as on plain TCP), then encrypted out as the socket
-// drains; reads take whole records until the socket is empty, so no
-// decrypted byte waits inside OpenSSL while the engine sleeps.
+// drains; reads take records until the socket is empty, and a record only
+// partly handed out is reported by hasBufferedInput() so the engine comes
+// back for it instead of sleeping on a socket that will not wake it.
 class TlsConnection : public TcpConnection {
  public:
   TlsConnection(int fd, SslPtr ssl, uint64_t peerId, int stream);
@@ -75,6 +76,7 @@ class TlsConnection : public TcpConnection {
   const char* transportName() const override { return "tls"; }
   bool hasPendingSends() const override;
   size_t queuedSendBytes() const override;
+  bool hasBufferedInput() const override;
 
  protected:
   ssize_t writeBytes(const ::iovec* iov, int n) override;
