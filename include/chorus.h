@@ -123,8 +123,16 @@ typedef struct chorusCoordinator* chorusCoordinator_t;
 /* ------------------------------------------------------------------------- */
 /* Coordinator                                                                */
 /* ------------------------------------------------------------------------- */
+/* TLS 1.3 on every link of a job: peer to peer and peer to coordinator
+ * (chorusCommParams_t.tls, chorusCoordinatorParams_t.tls). */
+typedef enum {
+  chorusTlsOff = 0,          /* plaintext (links are still authenticated by the run secret) */
+  chorusTlsSecret = 1,       /* a key derived from the run secret; nothing else to set up */
+  chorusTlsCertificates = 2, /* tlsCert/tlsKey, checked against tlsCa in both directions */
+} chorusTlsMode_t;
+
 #define CHORUS_COORDINATOR_PARAMS_MAGIC 0x43436F50u /* "CCoP" */
-#define CHORUS_COORDINATOR_PARAMS_VERSION 1u
+#define CHORUS_COORDINATOR_PARAMS_VERSION 2u
 
 typedef struct {
   size_t size;      /* sizeof(chorusCoordinatorParams_t) */
@@ -148,6 +156,14 @@ typedef struct {
   /* 0 = auto (majority of the previous view when peers know of a standby
    * coordinator, else any), 1 = always majority, 2 = any survivors. */
   int quorumPolicy;
+  /* Version 2. TLS 1.3 on the links peers open to this coordinator; must be
+   * the mode the peers use (a peer with another mode is refused, saying
+   * so). Default: CHORUS_TLS, CHORUS_TLS_CERT, CHORUS_TLS_KEY, CHORUS_TLS_CA.
+   * In secret mode the key comes from `secret`. */
+  chorusTlsMode_t tls;
+  const char* tlsCert;
+  const char* tlsKey;
+  const char* tlsCa;
 } chorusCoordinatorParams_t;
 
 /* Fill *params with defaults (and CHORUS_* environment overrides). */
@@ -167,13 +183,6 @@ CHORUS_API chorusResult_t chorusCoordinatorStop(chorusCoordinator_t coordinator)
 /* ------------------------------------------------------------------------- */
 #define CHORUS_COMM_PARAMS_MAGIC 0x43436D50u /* "CCmP" */
 #define CHORUS_COMM_PARAMS_VERSION 3u        /* 2: locality; 3: TLS */
-
-/* TLS 1.3 on the data links between peers (chorusCommParams_t.tls). */
-typedef enum {
-  chorusTlsOff = 0,          /* plaintext (links are still authenticated by the run secret) */
-  chorusTlsSecret = 1,       /* a key derived from the run secret; nothing else to set up */
-  chorusTlsCertificates = 2, /* tlsCert/tlsKey, checked against tlsCa in both directions */
-} chorusTlsMode_t;
 
 typedef struct {
   size_t size;      /* sizeof(chorusCommParams_t) */
@@ -212,12 +221,12 @@ typedef struct {
    * with equal host labels are treated as sharing a machine. Default:
    * CHORUS_LOCALITY. */
   const char* locality;
-  /* Version 3. Encrypt every data link (tensors, snapshots) with TLS 1.3
-   * and authenticate both ends with it. Every peer of a job must use the
-   * same mode; a peer with another secret, no certificate or one from
-   * another CA is refused with an authentication error. Default: CHORUS_TLS
-   * (off | secret | cert). Coordinator links are authenticated, not
-   * encrypted. */
+  /* Version 3. Encrypt every link (data links: tensors, snapshots; the
+   * coordinator link: membership) with TLS 1.3 and authenticate both ends
+   * with it. Every peer and coordinator of a job must use the same mode; a
+   * peer with another secret, no certificate or one from another CA is
+   * refused with an authentication error. Default: CHORUS_TLS
+   * (off | secret | cert). */
   chorusTlsMode_t tls;
   const char* tlsCert; /* PEM certificate chain of this peer. Default: CHORUS_TLS_CERT */
   const char* tlsKey;  /* PEM private key of tlsCert. Default: CHORUS_TLS_KEY */

@@ -73,6 +73,30 @@ int envIntOr(const char* name, int fallback) {
   return static_cast<int>(x);
 }
 
+namespace {
+// CHORUS_TLS; an unknown word becomes an invalid mode the params check names.
+chorusTlsMode_t tlsModeFromEnv() {
+  std::string tls = envOr("CHORUS_TLS", "off");
+  return tls == "off" || tls == "0" || tls.empty() ? chorusTlsOff
+         : tls == "secret"                         ? chorusTlsSecret
+         : tls == "cert" || tls == "certificates"  ? chorusTlsCertificates
+                                                   : static_cast<chorusTlsMode_t>(-1);
+}
+
+Status tlsFromParams(chorusTlsMode_t mode, const char* cert, const char* key, const char* ca,
+                     int* outMode, std::string* outCert, std::string* outKey, std::string* outCa) {
+  if (static_cast<int>(mode) < 0 || mode > chorusTlsCertificates)
+    return invalidArgument(
+        "tls must be chorusTlsOff, chorusTlsSecret or chorusTlsCertificates (CHORUS_TLS: off, "
+        "secret or cert)");
+  *outMode = mode;
+  *outCert = cert ? cert : "";
+  *outKey = key ? key : "";
+  *outCa = ca ? ca : "";
+  return Status::ok();
+}
+}  // namespace
+
 void fillCommDefaults(chorusCommParams_t* p) {
   std::memset(p, 0, sizeof(*p));
   p->size = sizeof(*p);
@@ -90,11 +114,7 @@ void fillCommDefaults(chorusCommParams_t* p) {
   p->opTimeoutMs = envIntOr("CHORUS_OP_TIMEOUT_MS", 60000);
   p->listenHost = envOr("CHORUS_LISTEN_HOST", nullptr);
   p->locality = envOr("CHORUS_LOCALITY", nullptr);
-  std::string tls = envOr("CHORUS_TLS", "off");
-  p->tls = tls == "off" || tls == "0" || tls.empty() ? chorusTlsOff
-           : tls == "secret"                         ? chorusTlsSecret
-           : tls == "cert" || tls == "certificates"  ? chorusTlsCertificates
-                                                     : static_cast<chorusTlsMode_t>(-1);
+  p->tls = tlsModeFromEnv();
   p->tlsCert = envOr("CHORUS_TLS_CERT", nullptr);
   p->tlsKey = envOr("CHORUS_TLS_KEY", nullptr);
   p->tlsCa = envOr("CHORUS_TLS_CA", nullptr);
@@ -112,6 +132,10 @@ void fillCoordinatorDefaults(chorusCoordinatorParams_t* p) {
   p->viewSetupTimeoutMs = envIntOr("CHORUS_VIEW_SETUP_TIMEOUT_MS", 10000);
   p->recoveryGraceMs = envIntOr("CHORUS_RECOVERY_GRACE_MS", 2000);
   p->quorumPolicy = envIntOr("CHORUS_QUORUM", 0);
+  p->tls = tlsModeFromEnv();
+  p->tlsCert = envOr("CHORUS_TLS_CERT", nullptr);
+  p->tlsKey = envOr("CHORUS_TLS_KEY", nullptr);
+  p->tlsCa = envOr("CHORUS_TLS_CA", nullptr);
 }
 
 namespace {
@@ -176,16 +200,8 @@ Result<CommConfig> commConfigFromParams(const chorusCommParams_t* p) {
     fillCommDefaults(&env);
     p = &env;
   }
-  {
-    if (static_cast<int>(p->tls) < 0 || p->tls > chorusTlsCertificates)
-      return invalidArgument(
-          "tls must be chorusTlsOff, chorusTlsSecret or chorusTlsCertificates (CHORUS_TLS: off, "
-          "secret or cert)");
-    c.tls = p->tls;
-    c.tlsCert = p->tlsCert ? p->tlsCert : "";
-    c.tlsKey = p->tlsKey ? p->tlsKey : "";
-    c.tlsCa = p->tlsCa ? p->tlsCa : "";
-  }
+  CHORUS_RETURN_IF_ERROR(tlsFromParams(p->tls, p->tlsCert, p->tlsKey, p->tlsCa, &c.tls, &c.tlsCert,
+                                       &c.tlsKey, &c.tlsCa));
   c.uniformOutcome = envIntOr("CHORUS_UNIFORM", 1) != 0;
   c.algorithm = envOr("CHORUS_ALGO", "");
   c.spinUs = envIntOr("CHORUS_SPIN_US", -1);
@@ -193,8 +209,9 @@ Result<CommConfig> commConfigFromParams(const chorusCommParams_t* p) {
 }
 
 Result<CoordinatorConfig> coordinatorConfigFromParams(const chorusCoordinatorParams_t* p) {
+  // Version 1 ended before `tls`.
   CHORUS_RETURN_IF_ERROR(checkHeader(p->size, p->magic, p->version,
-                                     sizeof(chorusCoordinatorParams_t),
+                                     offsetof(chorusCoordinatorParams_t, tls),
                                      CHORUS_COORDINATOR_PARAMS_MAGIC,
                                      CHORUS_COORDINATOR_PARAMS_VERSION, "chorusCoordinatorParams"));
   CoordinatorConfig c;
@@ -213,6 +230,15 @@ Result<CoordinatorConfig> coordinatorConfigFromParams(const chorusCoordinatorPar
   if (p->quorumPolicy < 0 || p->quorumPolicy > 2)
     return invalidArgument("quorumPolicy must be 0 (auto), 1 (majority) or 2 (any)");
   c.quorumPolicy = p->quorumPolicy;
+  // Callers built against version 1 get TLS from the environment.
+  chorusCoordinatorParams_t env;
+  if (!(p->version >= 2 &&
+        p->size >= offsetof(chorusCoordinatorParams_t, tlsCa) + sizeof(p->tlsCa))) {
+    fillCoordinatorDefaults(&env);
+    p = &env;
+  }
+  CHORUS_RETURN_IF_ERROR(tlsFromParams(p->tls, p->tlsCert, p->tlsKey, p->tlsCa, &c.tls, &c.tlsCert,
+                                       &c.tlsKey, &c.tlsCa));
   return c;
 }
 

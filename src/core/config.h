@@ -49,6 +49,8 @@ struct CoordinatorConfig {
   int viewSetupTimeoutMs = 10000;
   int recoveryGraceMs = 2000;
   int quorumPolicy = 0;  // 0 auto, 1 majority, 2 any
+  int tls = 0;           // chorusTlsMode_t, on every peer link
+  std::string tlsCert, tlsKey, tlsCa;
 };
 
 void fillCommDefaults(chorusCommParams_t* p);

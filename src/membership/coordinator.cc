@@ -21,8 +21,8 @@ using asio::ip::tcp;
 // ---------------------------------------------------------------------------
 
 struct Coordinator::Session : std::enable_shared_from_this<Session> {
-  explicit Session(asio::io_context& io) : sock(io) {}
-  tcp::socket sock;
+  explicit Session(asio::io_context& io) : link(io) {}
+  ControlLink link;
   uint64_t id = 0;
   std::string group;
   uint64_t peerId = 0;
@@ -37,7 +37,10 @@ struct Coordinator::Session : std::enable_shared_from_this<Session> {
   void send(control::Type t, const std::vector<uint8_t>& body) {
     if (closed) return;
     writeq.push_back(control::frame(t, body));
-    if (!writing) writeNext();
+    if (!writing) {
+      writing = true;
+      asio::co_spawn(link.socket().get_executor(), writeLoop(shared_from_this()), asio::detached);
+    }
   }
   // Send, then close once the queue is flushed.
   void sendAndClose(control::Type t, const std::vector<uint8_t>& body) {
@@ -45,30 +48,24 @@ struct Coordinator::Session : std::enable_shared_from_this<Session> {
     closeAfterWrite = true;
     if (!writing) close();
   }
-  void writeNext() {
-    if (writeq.empty()) {
-      writing = false;
-      if (closeAfterWrite) close();
-      return;
+  // The one writer of this session's link, until the queue is empty.
+  static asio::awaitable<void> writeLoop(std::shared_ptr<Session> self) {
+    while (!self->writeq.empty() && !self->closed) {
+      Status st =
+          co_await self->link.write(self->writeq.front().data(), self->writeq.front().size());
+      self->writeq.pop_front();
+      if (!st.isOk()) {
+        self->close();
+        break;
+      }
     }
-    writing = true;
-    auto self = shared_from_this();
-    asio::async_write(sock, asio::buffer(writeq.front()),
-                      [self](const asio::error_code& ec, size_t) {
-                        self->writeq.pop_front();
-                        if (ec) {
-                          self->close();
-                          return;
-                        }
-                        self->writeNext();
-                      });
+    self->writing = false;
+    if (self->closeAfterWrite) self->close();
   }
   void close() {
     if (closed) return;
     closed = true;
-    asio::error_code ec;
-    sock.shutdown(tcp::socket::shutdown_both, ec);
-    sock.close(ec);
+    link.close();
   }
 };
 
@@ -106,6 +103,15 @@ Coordinator::Coordinator(const CoordinatorConfig& cfg)
 
 Result<std::unique_ptr<Coordinator>> Coordinator::start(const CoordinatorConfig& cfg) {
   std::unique_ptr<Coordinator> c(new Coordinator(cfg));
+  if (cfg.tls != 0) {
+    transport::tcp::TlsSettings ts;
+    ts.mode = static_cast<transport::tcp::TlsMode>(cfg.tls);
+    ts.secret = cfg.secret;
+    ts.certFile = cfg.tlsCert;
+    ts.keyFile = cfg.tlsKey;
+    ts.caFile = cfg.tlsCa;
+    CHORUS_ASSIGN_OR_RETURN(c->tls_, transport::tcp::TlsContext::create(ts));
+  }
   CHORUS_RETURN_IF_ERROR(c->listen());
   // Peers re-register within their reconnect back-off (at most 500 ms).
   c->formViewsAfter_ =
@@ -117,7 +123,10 @@ Result<std::unique_ptr<Coordinator>> Coordinator::start(const CoordinatorConfig&
     setLogTag("coordinator");
     raw->io_.run();
   });
-  LOG_INFO("coordinator listening on " << c->address_.toString());
+  LOG_INFO("coordinator listening on "
+           << c->address_.toString()
+           << (c->tls_ ? " (TLS " + transport::tcp::tlsModeName(c->tls_->mode()) + ")"
+                       : std::string()));
   return c;
 }
 
@@ -168,13 +177,14 @@ asio::awaitable<void> Coordinator::acceptLoop() {
   for (;;) {
     auto s = std::make_shared<Session>(io_);
     asio::error_code ec;
-    co_await acceptor_.async_accept(s->sock, asio::redirect_error(asio::use_awaitable, ec));
+    co_await acceptor_.async_accept(s->link.socket(),
+                                    asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
       LOG_WARN("accept failed: " << ec.message());
       continue;
     }
-    s->sock.set_option(tcp::no_delay(true), ec);
+    s->link.socket().set_option(tcp::no_delay(true), ec);
     s->id = nextSessionId_++;
     sessions_.insert(s);
     asio::co_spawn(io_, runSession(s), asio::detached);
@@ -184,20 +194,32 @@ asio::awaitable<void> Coordinator::acceptLoop() {
 asio::awaitable<void> Coordinator::runSession(std::shared_ptr<Session> s) {
   control::Register reg;
   {
-    Watchdog dog(s->sock, Deadline::afterMs(10000));
-    auto hello = co_await serverHandshake(s->sock, cfg_.secret, [](const control::Hello& h) {
+    Watchdog dog(s->link.socket(), Deadline::afterMs(10000));
+    int tlsMode = tls_ ? static_cast<int>(tls_->mode()) : 0;
+    auto hello = co_await serverHandshake(s->link, cfg_.secret, [tlsMode](const control::Hello& h) {
       if (h.role != control::Role::kPeer)
         return protocolError("this is a coordinator; data links go to peers");
       if (h.group.empty()) return invalidArgument("empty group name");
+      if (h.tls != tlsMode)
+        return invalidArgument(
+            "TLS mismatch: this peer uses CHORUS_TLS=" +
+            transport::tcp::tlsModeName(static_cast<transport::tcp::TlsMode>(h.tls)) +
+            ", the coordinator " +
+            transport::tcp::tlsModeName(static_cast<transport::tcp::TlsMode>(tlsMode)) +
+            " (peers and coordinators of a job must use the same TLS mode)");
       return Status::ok();
     });
+    if (hello.isOk() && tls_) {
+      Status st = co_await s->link.startTls(*tls_, /*server=*/true);
+      if (!st.isOk()) hello = st.withContext("TLS with peer " + std::to_string(hello->fromPeer));
+    }
     if (!hello.isOk()) {
       LOG_WARN("refused a peer: " << hello.status().toString());
       s->close();
       sessions_.erase(s);
       co_return;
     }
-    auto msg = co_await readMessage(s->sock);
+    auto msg = co_await readMessage(s->link);
     Status st = msg.status();
     if (msg.isOk()) {
       if (msg->type != control::Type::kRegister) {
@@ -225,7 +247,7 @@ asio::awaitable<void> Coordinator::runSession(std::shared_ptr<Session> s) {
   s->lastSeen = Clock::now();
   onRegister(s, reg);
   while (!s->closed) {
-    auto msg = co_await readMessage(s->sock);
+    auto msg = co_await readMessage(s->link);
     if (!msg.isOk()) break;
     s->lastSeen = Clock::now();
     onMessage(s, *msg);

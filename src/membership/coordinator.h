@@ -29,6 +29,7 @@
 #include "src/core/config.h"
 #include "src/membership/view.h"
 #include "src/protocol/control.h"
+#include "transports/tcp/tls.h"
 
 namespace chorus::membership {
 
@@ -68,6 +69,7 @@ class Coordinator {
   void removePeer(Group& g, uint64_t peerId, const std::string& why);
 
   CoordinatorConfig cfg_;
+  std::shared_ptr<transport::tcp::TlsContext> tls_;  // null: TLS off
   HostPort address_;
   asio::io_context io_;
   asio::ip::tcp::acceptor acceptor_;

@@ -30,13 +30,6 @@ std::string transcript(const control::Hello& h, const auth::Nonce& serverNonce) 
   return t.str();
 }
 
-Status fromAsio(const asio::error_code& ec, const char* what) {
-  if (ec == asio::error::eof || ec == asio::error::connection_reset)
-    return unavailable(std::string(what) + ": connection closed by the other side");
-  if (ec == asio::error::operation_aborted)
-    return deadlineExceeded(std::string(what) + ": timed out");
-  return unavailable(std::string(what) + ": " + ec.message());
-}
 }  // namespace
 
 std::string endpointString(const tcp::socket& s, bool remote) {
@@ -66,31 +59,26 @@ Watchdog::~Watchdog() {
   timer_.cancel();
 }
 
-asio::awaitable<Result<control::Message>> readMessage(tcp::socket& s) {
+asio::awaitable<Result<control::Message>> readMessage(ControlLink& s) {
   uint8_t hdr[control::kHeaderSize];
-  asio::error_code ec;
-  co_await asio::async_read(s, asio::buffer(hdr), asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return fromAsio(ec, "reading control message");
+  Status st = co_await s.read(hdr, sizeof(hdr));
+  if (!st.isOk()) co_return st;
   control::Message m;
   uint32_t len = 0;
-  Status st = control::decodeHeader(hdr, &m.type, &len);
+  st = control::decodeHeader(hdr, &m.type, &len);
   if (!st.isOk()) co_return st;
   m.body.resize(len);
   if (len > 0) {
-    co_await asio::async_read(s, asio::buffer(m.body),
-                              asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return fromAsio(ec, "reading control message body");
+    st = co_await s.read(m.body.data(), len);
+    if (!st.isOk()) co_return st;
   }
   co_return m;
 }
 
-asio::awaitable<Status> writeMessage(tcp::socket& s, control::Type type,
+asio::awaitable<Status> writeMessage(ControlLink& s, control::Type type,
                                      const std::vector<uint8_t>& body) {
   std::vector<uint8_t> buf = control::frame(type, body);
-  asio::error_code ec;
-  co_await asio::async_write(s, asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return fromAsio(ec, "writing control message");
-  co_return Status::ok();
+  co_return co_await s.write(buf.data(), buf.size());
 }
 
 asio::awaitable<Status> connectTo(tcp::socket& s, const std::string& host, uint16_t port,
@@ -112,7 +100,7 @@ asio::awaitable<Status> connectTo(tcp::socket& s, const std::string& host, uint1
   co_return Status::ok();
 }
 
-asio::awaitable<Status> clientHandshake(tcp::socket& s, const std::string& secret,
+asio::awaitable<Status> clientHandshake(ControlLink& s, const std::string& secret,
                                         control::Hello hello) {
   hello.nonce = auth::makeNonce();
   Status st = co_await writeMessage(s, control::Type::kHello, hello.encode());
@@ -132,7 +120,8 @@ asio::awaitable<Status> clientHandshake(tcp::socket& s, const std::string& secre
     control::ErrorMsg e{Code::kUnauthenticated,
                         "your proof of the run secret does not match this peer's secret"};
     co_await writeMessage(s, control::Type::kError, e.encode());
-    co_return unauthenticated("authentication failed: the other side (" + endpointString(s, true) +
+    co_return unauthenticated("authentication failed: the other side (" +
+                              endpointString(s.socket(), true) +
                               ") could not prove the run secret; the run secrets differ");
   }
   control::AuthMsg a{auth::prove(secret, kClientLabel, t)};
@@ -150,7 +139,7 @@ asio::awaitable<Status> clientHandshake(tcp::socket& s, const std::string& secre
 }
 
 asio::awaitable<Result<control::Hello>> serverHandshake(
-    tcp::socket& s, const std::string& secret,
+    ControlLink& s, const std::string& secret,
     const std::function<Status(const control::Hello&)>& admit) {
   auto msg = co_await readMessage(s);
   if (!msg.isOk()) co_return msg.status();
@@ -190,7 +179,7 @@ asio::awaitable<Result<control::Hello>> serverHandshake(
                         "authentication failed: wrong run secret (the coordinator or peer you "
                         "contacted uses a different secret)"};
     co_await writeMessage(s, control::Type::kError, e.encode());
-    co_return unauthenticated("a client at " + endpointString(s, true) +
+    co_return unauthenticated("a client at " + endpointString(s.socket(), true) +
                               " failed to prove the run secret");
   }
   st = admit(*hello);

@@ -12,6 +12,7 @@
 
 #include "src/core/clock.h"
 #include "src/core/status.h"
+#include "src/membership/control_link.h"
 #include "src/protocol/control.h"
 
 namespace chorus::membership {
@@ -19,18 +20,18 @@ namespace chorus::membership {
 using tcp = asio::ip::tcp;
 
 // Read one control message; errors (EOF, bad header, oversized body) as Status.
-asio::awaitable<Result<control::Message>> readMessage(tcp::socket& s);
-asio::awaitable<Status> writeMessage(tcp::socket& s, control::Type type,
+asio::awaitable<Result<control::Message>> readMessage(ControlLink& s);
+asio::awaitable<Status> writeMessage(ControlLink& s, control::Type type,
                                      const std::vector<uint8_t>& body);
 
 // Client half: sends HELLO (nonce filled in here), checks the server's proof,
 // proves the secret, waits for WELCOME.
-asio::awaitable<Status> clientHandshake(tcp::socket& s, const std::string& secret,
+asio::awaitable<Status> clientHandshake(ControlLink& s, const std::string& secret,
                                         control::Hello hello);
 // Server half: returns the authenticated HELLO. `admit` may refuse it (its
 // status is sent to the client as an ERROR).
 asio::awaitable<Result<control::Hello>> serverHandshake(
-    tcp::socket& s, const std::string& secret,
+    ControlLink& s, const std::string& secret,
     const std::function<Status(const control::Hello&)>& admit);
 
 // Connect to host:port (resolving names) before the deadline.

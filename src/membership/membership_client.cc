@@ -50,11 +50,7 @@ void MembershipClient::stop(int flushMs) {
   while (!queueEmpty_.load() && linkUp_.load() && !d.expired())
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   asio::post(io_, [this] {
-    asio::error_code ec;
-    if (link_) {
-      link_->shutdown(tcp::socket::shutdown_both, ec);
-      link_->close(ec);
-    }
+    if (link_) link_->close();
     if (listener_) listener_->close();
     work_.reset();
     io_.stop();
@@ -103,30 +99,27 @@ void MembershipClient::enqueue(std::vector<uint8_t> framed) {
     return;  // dropped: state-driven resends after re-registration cover it
   }
   writeq_.push_back(std::move(framed));
-  if (!writing_) writeNext();
+  if (!writing_) {
+    writing_ = true;
+    asio::co_spawn(io_, writeLoop(link_), asio::detached);
+  }
 }
 
-void MembershipClient::writeNext() {
-  if (writeq_.empty() || !link_) {
-    writing_ = false;
-    queueEmpty_ = true;
-    return;
+// The one writer of the coordinator link while the queue has messages.
+asio::awaitable<void> MembershipClient::writeLoop(std::shared_ptr<ControlLink> link) {
+  while (!writeq_.empty() && link == link_) {
+    std::vector<uint8_t> buf = std::move(writeq_.front());
+    writeq_.pop_front();
+    Status st = co_await link->write(buf.data(), buf.size());
+    if (!st.isOk()) {
+      writeq_.clear();
+      link->close();  // the reader sees it and reconnects
+      break;
+    }
   }
-  writing_ = true;
-  auto sock = link_;
-  asio::async_write(*sock, asio::buffer(writeq_.front()),
-                    [this, sock](const asio::error_code& ec, size_t) {
-                      if (!writeq_.empty()) writeq_.pop_front();
-                      if (ec || sock != link_) {
-                        writeq_.clear();
-                        writing_ = false;
-                        queueEmpty_ = true;
-                        asio::error_code ignored;
-                        sock->close(ignored);
-                        return;
-                      }
-                      writeNext();
-                    });
+  if (link != link_) co_return;  // the link was replaced: its writer state was reset
+  writing_ = false;
+  queueEmpty_ = writeq_.empty();
 }
 
 asio::awaitable<void> MembershipClient::runLink() {
@@ -135,18 +128,24 @@ asio::awaitable<void> MembershipClient::runLink() {
   bool reportedDown = false;
   while (!stopping_) {
     const HostPort& addr = cfg_.coordinators[idx % cfg_.coordinators.size()];
-    auto sock = std::make_shared<tcp::socket>(io_);
-    Status st = co_await connectTo(*sock, addr.host, addr.port, Deadline::afterMs(2000));
+    auto sock = std::make_shared<ControlLink>(io_);
+    Status st = co_await connectTo(sock->socket(), addr.host, addr.port, Deadline::afterMs(2000));
     control::Registered reg;
     if (st.isOk()) {
-      Watchdog dog(*sock, Deadline::afterMs(5000));
+      Watchdog dog(sock->socket(), Deadline::afterMs(5000));
       control::Hello hello;
       hello.role = control::Role::kPeer;
       hello.group = cfg_.group;
       hello.fromPeer = peerId_;
+      hello.tls = static_cast<uint8_t>(cfg_.tls);
       st = co_await clientHandshake(*sock, cfg_.secret, hello);
+      if (st.isOk() && tls_) {
+        st = co_await sock->startTls(*tls_, /*server=*/false);
+        if (!st.isOk()) st = st.withContext("TLS with the coordinator");
+      }
       if (st.isOk())
-        st = co_await writeMessage(*sock, control::Type::kRegister, buildRegister(*sock).encode());
+        st = co_await writeMessage(*sock, control::Type::kRegister,
+                                   buildRegister(sock->socket()).encode());
       if (st.isOk()) {
         auto reply = co_await readMessage(*sock);
         if (!reply.isOk()) {
@@ -199,6 +198,8 @@ asio::awaitable<void> MembershipClient::runLink() {
       continue;
     }
     // Link is up.
+    LOG_DEBUG("coordinator link over " << (sock->encrypted() ? "tls" : "tcp") << " to "
+                                       << addr.toString());
     backoffMs = 50;
     reportedDown = false;
     link_ = sock;
@@ -226,8 +227,7 @@ asio::awaitable<void> MembershipClient::runLink() {
     writeq_.clear();
     writing_ = false;
     queueEmpty_ = true;
-    asio::error_code ec;
-    sock->close(ec);
+    sock->close();
     if (stopping_) break;
     ControlEvent ev;
     ev.kind = ControlEvent::Kind::kLinkDown;
@@ -237,7 +237,7 @@ asio::awaitable<void> MembershipClient::runLink() {
   }
 }
 
-asio::awaitable<void> MembershipClient::heartbeats(std::shared_ptr<tcp::socket> sock,
+asio::awaitable<void> MembershipClient::heartbeats(std::shared_ptr<ControlLink> sock,
                                                    uint64_t gen) {
   asio::steady_timer t(io_);
   while (!stopping_ && gen == linkGen_ && link_ == sock) {
@@ -318,9 +318,9 @@ void MembershipClient::dispatch(const control::Message& m) {
 }
 
 asio::awaitable<void> MembershipClient::acceptLink(tcp::socket s) {
-  auto sock = std::make_unique<tcp::socket>(std::move(s));
-  Watchdog dog(*sock, Deadline::afterMs(10000));
-  auto hello = co_await serverHandshake(*sock, cfg_.secret, [this](const control::Hello& h) {
+  ControlLink link(std::move(s));
+  Watchdog dog(link.socket(), Deadline::afterMs(10000));
+  auto hello = co_await serverHandshake(link, cfg_.secret, [this](const control::Hello& h) {
     if (h.role != control::Role::kDataLink)
       return protocolError("this port accepts data links only");
     if (h.group != cfg_.group)
@@ -340,17 +340,17 @@ asio::awaitable<void> MembershipClient::acceptLink(tcp::socket s) {
     LOG_WARN("refused a data link: " << hello.status().toString());
     co_return;
   }
-  if (dog.fired() || !sock->is_open()) co_return;
+  if (dog.fired() || !link.socket().is_open()) co_return;
   transport::tcp::SslPtr ssl;
   if (tls_) {
-    auto s = co_await tls_->handshake(*sock, /*server=*/true);
+    auto s = co_await tls_->handshake(link.socket(), /*server=*/true);
     if (!s.isOk()) {
       LOG_WARN("refused a data link from peer " << hello->fromPeer << ": "
                                                 << s.status().toString());
       co_return;
     }
     ssl = std::move(s).value();
-    if (dog.fired() || !sock->is_open()) co_return;
+    if (dog.fired() || !link.socket().is_open()) co_return;
   }
   ControlEvent ev;
   ev.kind = ControlEvent::Kind::kDataLink;
@@ -359,7 +359,7 @@ asio::awaitable<void> MembershipClient::acceptLink(tcp::socket s) {
   ev.stream = hello->stream;
   ev.streamCount = hello->streamCount;
   ev.epoch = hello->epoch;
-  ev.socket = std::move(sock);
+  ev.socket = std::make_unique<tcp::socket>(std::move(link.socket()));
   post(std::move(ev));
 }
 
@@ -374,11 +374,11 @@ asio::awaitable<void> MembershipClient::dialLink(Member m, int stream, int strea
                                                  Deadline deadline) {
   Status last;
   while (!stopping_ && !deadline.expired()) {
-    auto sock = std::make_unique<tcp::socket>(io_);
+    ControlLink link(io_);
     Deadline attempt = Deadline::earliest(deadline, Deadline::afterMs(3000));
-    Status st = co_await connectTo(*sock, m.host, m.port, attempt);
+    Status st = co_await connectTo(link.socket(), m.host, m.port, attempt);
     if (st.isOk()) {
-      Watchdog dog(*sock, attempt);
+      Watchdog dog(link.socket(), attempt);
       control::Hello hello;
       hello.role = control::Role::kDataLink;
       hello.group = cfg_.group;
@@ -388,10 +388,10 @@ asio::awaitable<void> MembershipClient::dialLink(Member m, int stream, int strea
       hello.streamCount = static_cast<uint16_t>(streams);
       hello.epoch = epoch;
       hello.tls = static_cast<uint8_t>(cfg_.tls);
-      st = co_await clientHandshake(*sock, cfg_.secret, hello);
+      st = co_await clientHandshake(link, cfg_.secret, hello);
       transport::tcp::SslPtr ssl;
       if (st.isOk() && !dog.fired() && tls_) {
-        auto s = co_await tls_->handshake(*sock, /*server=*/false);
+        auto s = co_await tls_->handshake(link.socket(), /*server=*/false);
         if (s.isOk())
           ssl = std::move(s).value();
         else
@@ -405,7 +405,7 @@ asio::awaitable<void> MembershipClient::dialLink(Member m, int stream, int strea
         ev.stream = stream;
         ev.streamCount = streams;
         ev.epoch = epoch;
-        ev.socket = std::move(sock);
+        ev.socket = std::make_unique<tcp::socket>(std::move(link.socket()));
         post(std::move(ev));
         co_return;
       }

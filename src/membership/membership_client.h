@@ -22,6 +22,7 @@
 
 #include "src/core/clock.h"
 #include "src/core/config.h"
+#include "src/membership/control_link.h"
 #include "src/membership/view.h"
 #include "src/protocol/control.h"
 #include "transports/tcp/listener.h"
@@ -108,12 +109,12 @@ class MembershipClient {
 
  private:
   asio::awaitable<void> runLink();
-  asio::awaitable<void> heartbeats(std::shared_ptr<asio::ip::tcp::socket> sock, uint64_t gen);
+  asio::awaitable<void> heartbeats(std::shared_ptr<ControlLink> link, uint64_t gen);
+  asio::awaitable<void> writeLoop(std::shared_ptr<ControlLink> link);
   asio::awaitable<void> acceptLink(asio::ip::tcp::socket s);
   asio::awaitable<void> dialLink(Member m, int stream, int streams, uint64_t epoch,
                                  Deadline deadline);
   void enqueue(std::vector<uint8_t> framed);
-  void writeNext();
   void dispatch(const control::Message& m);
   void post(ControlEvent ev) { sink_->onControlEvent(std::move(ev)); }
   control::Register buildRegister(const asio::ip::tcp::socket& s);
@@ -130,7 +131,7 @@ class MembershipClient {
   std::unique_ptr<transport::tcp::TcpListener> listener_;
 
   // io-thread state
-  std::shared_ptr<asio::ip::tcp::socket> link_;
+  std::shared_ptr<ControlLink> link_;
   uint64_t linkGen_ = 0;
   std::deque<std::vector<uint8_t>> writeq_;
   bool writing_ = false;

@@ -37,6 +37,20 @@ TestCoordinator::TestCoordinator(const std::string& secret, int failureTimeoutMs
   p.secret = secret.c_str();
   if (failureTimeoutMs > 0) p.failureTimeoutMs = failureTimeoutMs;
   if (recoveryGraceMs >= 0) p.recoveryGraceMs = recoveryGraceMs;
+  start(p);
+}
+
+TestCoordinator::TestCoordinator(const std::function<void(chorusCoordinatorParams_t*)>& adjust) {
+  chorusInit();
+  chorusCoordinatorParams_t p;
+  chorusCoordinatorParamsInit(&p);
+  p.bindAddress = "127.0.0.1:0";
+  p.secret = "test-secret";
+  adjust(&p);
+  start(p);
+}
+
+void TestCoordinator::start(const chorusCoordinatorParams_t& p) {
   if (chorusCoordinatorStart(&p, &handle_) != chorusSuccess) {
     handle_ = nullptr;
     return;

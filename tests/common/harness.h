@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -25,12 +26,15 @@ class TestCoordinator {
  public:
   explicit TestCoordinator(const std::string& secret = "test-secret", int failureTimeoutMs = 0,
                            const std::string& bind = "127.0.0.1:0", int recoveryGraceMs = -1);
+  // Secret "test-secret" on 127.0.0.1, then `adjust` sets what it wants (TLS...).
+  explicit TestCoordinator(const std::function<void(chorusCoordinatorParams_t*)>& adjust);
   ~TestCoordinator();
   const std::string& address() const { return address_; }
   bool ok() const { return handle_ != nullptr; }
   void stop();
 
  private:
+  void start(const chorusCoordinatorParams_t& p);
   chorusCoordinator_t handle_ = nullptr;
   std::string address_;
 };

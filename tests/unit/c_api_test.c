@@ -148,6 +148,15 @@ int main(void) {
   cp.heartbeatIntervalMs = 100;
   EXPECT(chorusCoordinatorStart(&cp, &coord) == chorusInvalidArgument);
   EXPECT(strstr(chorusGetLastError(NULL), "twice") != NULL);
+  /* TLS with certificates but no files: refused at start, saying what is missing. */
+  chorusCoordinatorParamsInit(&cp);
+  cp.bindAddress = "127.0.0.1:0";
+  cp.tls = chorusTlsCertificates;
+  cp.tlsCert = NULL;
+  EXPECT(chorusCoordinatorStart(&cp, &coord) == chorusInvalidArgument);
+  EXPECT(strstr(chorusGetLastError(NULL), "CHORUS_TLS_CERT") != NULL);
+  cp.tls = (chorusTlsMode_t)9;
+  EXPECT(chorusCoordinatorStart(&cp, &coord) == chorusInvalidArgument);
   chorusCoordinatorParamsInit(&cp);
   cp.bindAddress = "127.0.0.1:0";
   EXPECT(chorusCoordinatorStart(&cp, &coord) == chorusSuccess);

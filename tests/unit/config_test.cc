@@ -56,3 +56,30 @@ TEST(Config, CommParamsValidation) {
   bad.opTimeoutMs = -5;
   EXPECT_FALSE(commConfigFromParams(&bad).isOk());
 }
+
+TEST(Config, CoordinatorTlsParams) {
+  chorusCoordinatorParams_t p;
+  fillCoordinatorDefaults(&p);
+  p.secret = "s";
+  p.tls = chorusTlsSecret;
+  auto c = coordinatorConfigFromParams(&p);
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->tls, chorusTlsSecret);
+  chorusCoordinatorParams_t bad = p;
+  bad.tls = static_cast<chorusTlsMode_t>(7);
+  EXPECT_NE(coordinatorConfigFromParams(&bad).status().message().find("CHORUS_TLS"),
+            std::string::npos);
+  // A caller built against version 1 (no TLS fields) is accepted and gets
+  // TLS from the environment (off here).
+  chorusCoordinatorParams_t v1 = p;
+  v1.version = 1;
+  v1.size = offsetof(chorusCoordinatorParams_t, tls);
+  v1.tls = static_cast<chorusTlsMode_t>(7);  // beyond its size: must not be read
+  auto c1 = coordinatorConfigFromParams(&v1);
+  ASSERT_TRUE(c1.isOk()) << c1.status().toString();
+  EXPECT_EQ(c1->tls, chorusTlsOff);
+  // Smaller than version 1: refused.
+  chorusCoordinatorParams_t tiny = p;
+  tiny.size = offsetof(chorusCoordinatorParams_t, quorumPolicy);
+  EXPECT_FALSE(coordinatorConfigFromParams(&tiny).isOk());
+}

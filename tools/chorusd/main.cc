@@ -1,6 +1,6 @@
 // chorusd: the standalone Chorus coordinator.
 //
-//   chorusd --bind 0.0.0.0:29500 --secret-file /run/secret
+//   chorusd --bind 0.0.0.0:29500 --secret-file /run/secret [--tls secret]
 //
 // It holds only soft state; restart it (same address) or run a standby at a
 // second address and list both in the peers' coordinator parameter.
@@ -42,6 +42,18 @@ int main(int argc, char** argv) {
                  "after a restart, wait this long for members to re-register");
   app.add_option("--quorum", p.quorumPolicy, "0 auto, 1 majority, 2 any");
   app.add_option("--port-file", portFile, "write the chosen host:port to this file");
+  std::string tls = p.tls == chorusTlsSecret         ? "secret"
+                    : p.tls == chorusTlsCertificates ? "cert"
+                    : p.tls == chorusTlsOff          ? "off"
+                                                     : "invalid CHORUS_TLS";
+  std::string tlsCert = p.tlsCert ? p.tlsCert : "", tlsKey = p.tlsKey ? p.tlsKey : "",
+              tlsCa = p.tlsCa ? p.tlsCa : "";
+  app.add_option("--tls", tls,
+                 "TLS 1.3 on peer links: off, secret or cert (as the peers' CHORUS_TLS)")
+      ->check(CLI::IsMember({"off", "secret", "cert"}));
+  app.add_option("--tls-cert", tlsCert, "cert mode: this coordinator's PEM certificate chain");
+  app.add_option("--tls-key", tlsKey, "cert mode: its private key");
+  app.add_option("--tls-ca", tlsCa, "cert mode: the job's CA peers' certificates chain to");
   CLI11_PARSE(app, argc, argv);
 
   if (!secretFile.empty()) {
@@ -54,6 +66,15 @@ int main(int argc, char** argv) {
   }
   p.bindAddress = bind.c_str();
   p.secret = secret.c_str();
+  if (tls == "secret")
+    p.tls = chorusTlsSecret;
+  else if (tls == "cert")
+    p.tls = chorusTlsCertificates;
+  else if (tls == "off")
+    p.tls = chorusTlsOff;  // otherwise an invalid CHORUS_TLS stays invalid and is refused below
+  p.tlsCert = tlsCert.c_str();
+  p.tlsKey = tlsKey.c_str();
+  p.tlsCa = tlsCa.c_str();
   auto cfg = chorus::coordinatorConfigFromParams(&p);
   if (!cfg.isOk()) {
     std::fprintf(stderr, "chorusd: %s\n", cfg.status().message().c_str());

@@ -190,15 +190,16 @@ bool wants(int sslError) {
 
 // Waits, on the reactor, until the socket can do what OpenSSL asked for.
 // The link's watchdog closes the socket at its deadline, which ends the wait.
-asio::awaitable<Status> awaitWant(asio::ip::tcp::socket& s, int sslError) {
+asio::awaitable<Status> awaitWant(asio::ip::tcp::socket& s, int sslError,
+                                  const char* what = "TLS handshake") {
   asio::error_code ec;
   co_await s.async_wait(sslError == SSL_ERROR_WANT_READ ? asio::ip::tcp::socket::wait_read
                                                         : asio::ip::tcp::socket::wait_write,
                         asio::redirect_error(asio::use_awaitable, ec));
   if (!ec) co_return Status::ok();
-  co_return unavailable(ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor
-                            ? "TLS handshake timed out"
-                            : "TLS handshake: " + ec.message());
+  co_return ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor
+      ? deadlineExceeded(std::string(what) + ": timed out or closed")
+      : unavailable(std::string(what) + ": " + ec.message());
 }
 
 }  // namespace
@@ -445,6 +446,57 @@ ssize_t TlsConnection::readBytes(const ::iovec* iov, int n) {
     }
   }
   return static_cast<ssize_t>(total);
+}
+
+asio::awaitable<Status> tlsReadAll(asio::ip::tcp::socket& s, SSL* ssl, void* data, size_t n) {
+  auto* p = static_cast<uint8_t*>(data);
+  while (n > 0) {
+    size_t got = 0;
+    ERR_clear_error();
+    int r = SSL_read_ex(ssl, p, n, &got);
+    if (r == 1) {
+      p += got;
+      n -= got;
+      continue;
+    }
+    int e = SSL_get_error(ssl, r);
+    if (wants(e)) {
+      Status w = co_await awaitWant(s, e, "reading (TLS)");
+      if (!w.isOk()) co_return w;
+      continue;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN || socketEof(ssl))
+      co_return unavailable("reading (TLS): connection closed by the other side");
+    int err = socketErrno(ssl);
+    co_return unavailable(std::string("reading (TLS): ") +
+                          (err ? std::strerror(err) : sslErrors().c_str()));
+  }
+  co_return Status::ok();
+}
+
+asio::awaitable<Status> tlsWriteAll(asio::ip::tcp::socket& s, SSL* ssl, const void* data,
+                                    size_t n) {
+  auto* p = static_cast<const uint8_t*>(data);
+  while (n > 0) {
+    size_t wrote = 0;
+    ERR_clear_error();
+    int r = SSL_write_ex(ssl, p, n, &wrote);
+    if (r == 1) {
+      p += wrote;
+      n -= wrote;
+      continue;
+    }
+    int e = SSL_get_error(ssl, r);
+    if (wants(e)) {
+      Status w = co_await awaitWant(s, e, "writing (TLS)");
+      if (!w.isOk()) co_return w;
+      continue;  // the same bytes again, as OpenSSL requires
+    }
+    int err = socketErrno(ssl);
+    co_return unavailable(std::string("writing (TLS): ") +
+                          (err ? std::strerror(err) : sslErrors().c_str()));
+  }
+  co_return Status::ok();
 }
 
 }  // namespace chorus::transport::tcp

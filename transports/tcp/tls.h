@@ -92,6 +92,12 @@ class TlsConnection : public TcpConnection {
   size_t retryLen_ = 0;  // an SSL_write that must be repeated with this length
 };
 
+// Whole plaintext reads and writes over a TLS session on an Asio socket
+// (coordinator links). One read and one write may be in flight at once on
+// the io_context's thread; closing the socket ends both.
+asio::awaitable<Status> tlsReadAll(asio::ip::tcp::socket& s, SSL* ssl, void* data, size_t n);
+asio::awaitable<Status> tlsWriteAll(asio::ip::tcp::socket& s, SSL* ssl, const void* data, size_t n);
+
 // "off", "secret", "certificates".
 std::string tlsModeName(TlsMode m);
 
