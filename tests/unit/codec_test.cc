@@ -3,6 +3,7 @@
 // stochastic rounding's determinism and unbiasedness.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -159,6 +160,81 @@ TEST(Codec, OneBitFastPathMatchesTheBlockCode) {
                          ref.data() + b * full);
     EXPECT_TRUE(fast == ref) << "block " << block;
   }
+}
+
+// The AVX2 fp8 encoder against the block code, on values that reach every
+// branch of the scalar selects: subnormal fp8 codes, rounding into the next
+// binade, saturation at the max, ties, signed zeros, float subnormals,
+// values far below the smallest code, and a block with an infinity.
+TEST(Codec, Fp8FastPathMatchesTheBlockCode) {
+  std::mt19937 rng(5);
+  for (Kind k : {codec::kE4M3, codec::kE5M2})
+    for (uint32_t block : {1u, 7u, 8u, 9u, 33u, 256u, 1000u}) {
+      Params p = make(k, block);
+      std::vector<float> x(block * 7 + 5);
+      for (size_t i = 0; i < x.size(); ++i) {
+        uint32_t kind = rng() % 6;
+        float v = kind == 0
+                      ? std::ldexp(static_cast<float>(rng() % 64), -static_cast<int>(rng() % 40))
+                  : kind == 1 ? std::bit_cast<float>(static_cast<uint32_t>(rng() % 0x00800000u))
+                  : kind == 2 ? static_cast<float>(rng() % 1000) / 8.0f
+                  : kind == 3 ? std::ldexp(1.0f + static_cast<float>(rng() % 16) / 16.0f,
+                                           static_cast<int>(rng() % 30) - 20)
+                  : kind == 4 ? 0.0f
+                              : std::normal_distribution<float>(0.0f, 1.0f)(rng);
+        x[i] = (rng() & 1) ? -v : v;
+      }
+      if (x.size() > 3 * block) x[3 * block] = std::numeric_limits<float>::infinity();
+      std::vector<uint8_t> fast(codec::encodedBytes(p, x.size())), ref(fast.size());
+      encode(p, x.data(), x.size(), 0, fast.data());
+      const size_t full = codec::blockBytes(p, block);
+      for (size_t b = 0, off = 0; off < x.size(); ++b, off += block)
+        codec::encodeBlock(p, x.data() + off,
+                           static_cast<uint32_t>(std::min<size_t>(block, x.size() - off)), off,
+                           ref.data() + b * full);
+      ASSERT_TRUE(fast == ref) << "kind " << k << " block " << block;
+    }
+  // Every float bit pattern class through one block of 8: the scale is 1
+  // when the block max is the format max, so y = x exactly.
+  for (Kind k : {codec::kE4M3, codec::kE5M2}) {
+    Params p = make(k, 8);
+    const float maxv = codec::fp8Max(k);
+    std::vector<uint8_t> fast(codec::encodedBytes(p, 8)), ref(fast.size());
+    for (uint32_t bits = 0; bits < 0x7f800000u; bits += 0x1235u) {
+      float x[8] = {maxv,
+                    codec::fromBits(bits),
+                    -codec::fromBits(bits),
+                    codec::fromBits(bits + 1),
+                    codec::fromBits(bits >> 3),
+                    0.0f,
+                    -0.0f,
+                    codec::fromBits(bits | 0x80000000u)};
+      encode(p, x, 8, 0, fast.data());
+      codec::encodeBlock(p, x, 8, 0, ref.data());
+      ASSERT_TRUE(fast == ref) << "kind " << k << " bits " << bits;
+    }
+  }
+}
+
+// The table-and-gather fp8 decoder against the block code: every code under
+// finite, zero, infinite and NaN scales (NaN codes, inf * 0, overflow).
+TEST(Codec, Fp8FastDecodeMatchesTheBlockCode) {
+  const float scales[] = {
+      1.0f,         3.5e-3f, -2.0f, 0.0f, 1e36f, 1.0e-40f, std::numeric_limits<float>::infinity(),
+      std::nanf("")};
+  for (Kind k : {codec::kE4M3, codec::kE5M2})
+    for (float scale : scales) {
+      Params p = make(k, 259);  // 32 full steps of 8 and a tail
+      std::vector<uint8_t> enc(codec::encodedBytes(p, 259));
+      codec::putF(enc.data(), scale);
+      for (int i = 0; i < 259; ++i) enc[4 + i] = static_cast<uint8_t>(i * 97 + 3);
+      std::vector<float> fast(259), ref(259);
+      ASSERT_TRUE(decode(p, enc.data(), enc.size(), 259, fast.data()).isOk());
+      codec::decodeBlock(p, enc.data(), 259, ref.data());
+      for (int i = 0; i < 259; ++i)
+        ASSERT_EQ(codec::bitsOf(fast[i]), codec::bitsOf(ref[i]))
+            << "kind " << k << " scale " << scale << " code " << int(enc[4 + i]);
+    }
 }
 
 // Decoding checks the header once per block instead of canonicalising every
