@@ -357,7 +357,10 @@ size_t TlsConnection::queuedSendBytes() const {
 }
 
 bool TlsConnection::hasBufferedInput() const {
-  return open_ && (SSL_pending(ssl_.get()) > 0 || SSL_has_pending(ssl_.get()));
+  // Decrypted bytes only. SSL_has_pending would also count the start of a
+  // record still arriving, and the engine would spin until the rest came
+  // (the socket wakes it for that).
+  return open_ && SSL_pending(ssl_.get()) > 0;
 }
 
 ssize_t TlsConnection::drain() {
