@@ -440,14 +440,20 @@ typedef enum {
   chorusCodecFp8E5M2 = 4, /* scaled to the fp8 range, OCP E5M2 */
   chorusCodecOneBit = 5,  /* sign + mean |x| per block */
   chorusCodecTopK = 6,    /* the topkPerBlock largest |x| per block (ties: lower index) */
-  chorusNumCodecs = 7
+  /* topkPerBlock per blockSize values, chosen across the whole buffer (each
+   * chunk of a compressed all-reduce) instead of per block: a buffer whose
+   * large values cluster keeps them all. 8 bytes per kept value (32-bit
+   * index); host buffers only. */
+  chorusCodecTopKGlobal = 7,
+  chorusNumCodecs = 8
 } chorusCodecKind_t;
 
 typedef struct {
   size_t size; /* sizeof(chorusCodecParams_t) */
   chorusCodecKind_t kind;
   uint32_t blockSize;     /* values per block, 1..65536 (default 256) */
-  uint32_t topkPerBlock;  /* chorusCodecTopK: values kept per block (default blockSize/32) */
+  uint32_t topkPerBlock;  /* top-k: values kept per block, or per blockSize values for
+                             chorusCodecTopKGlobal (default blockSize/32) */
   int stochasticRounding; /* quantizers: 1 = stochastic from seed, 0 = to nearest even */
   uint64_t seed;          /* stochastic rounding stream (the same on every peer) */
   int errorFeedback;      /* keep what compression dropped and add it next call

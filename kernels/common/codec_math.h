@@ -41,13 +41,15 @@ enum Kind : uint32_t {
   kE5M2 = 4,
   kOneBit = 5,
   kTopK = 6,
-  kNumKinds = 7,
+  kTopKGlobal = 7,  // top-k across the whole buffer (one block), 32-bit indices
+  kNumKinds = 8,
 };
 
 struct Params {
   Kind kind = kUint8;
   uint32_t blockSize = 256;
-  uint32_t topk = 16;       // kTopK: values kept per full block
+  uint32_t topk = 16;       // kTopK: values kept per full block; kTopKGlobal: per
+                            // blockSize values, chosen across the whole buffer
   bool stochastic = false;  // quantizers: stochastic rounding
   uint64_t seed = 0;
 };
@@ -173,12 +175,17 @@ CHORUS_HD size_t blockBytes(const Params& p, uint32_t n) {
       return 4 + (n + 7) / 8;
     case kTopK:
       return static_cast<size_t>(topkCount(p, n)) * 6;
+    case kTopKGlobal:
+      return static_cast<size_t>(topkCount(p, n)) * 8;
     default:
       return 0;
   }
 }
+// Global top-k treats the whole buffer as one block of up to this many values.
+constexpr size_t kMaxGlobalCount = 0xffffffffu;
 // Bytes of `count` values: full blocks, then the partial one.
 CHORUS_HD size_t encodedBytes(const Params& p, size_t count) {
+  if (p.kind == kTopKGlobal) return count ? blockBytes(p, static_cast<uint32_t>(count)) : 0;
   size_t full = count / p.blockSize, rest = count % p.blockSize;
   return full * blockBytes(p, p.blockSize) +
          (rest ? blockBytes(p, static_cast<uint32_t>(rest)) : 0);
@@ -287,11 +294,42 @@ CHORUS_HD float quantize(float v, float inv, float lo, float hi, const Params& p
   return q > hi ? hi : q;
 }
 
+// The k largest |x| of n values, in index order: emit(slot, index, value).
+// Radix select on the magnitude bits (NaN/Inf sort above everything):
+// threshold t with count(key > t) < k <= count(key >= t); keep all keys > t,
+// then keys == t by ascending index. Four 8-bit histogram passes and one
+// compaction pass, no sort.
+template <class Emit>
+CHORUS_HD void selectTopK(const float* x, uint32_t n, uint32_t k, Emit emit) {
+  uint32_t prefix = 0, prefixMask = 0, need = k;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    uint32_t hist[256];
+    for (int b = 0; b < 256; ++b) hist[b] = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      uint32_t key = bitsOf(x[i]) & 0x7fffffffu;
+      if ((key & prefixMask) == prefix) ++hist[(key >> shift) & 0xff];
+    }
+    int b = 255;
+    for (; b > 0 && hist[b] < need; --b) need -= hist[b];
+    prefix |= static_cast<uint32_t>(b) << shift;
+    prefixMask |= 0xffu << shift;
+  }
+  const uint32_t t = prefix;  // the k-th largest key; `need` of the ties are kept
+  uint32_t w = 0;
+  for (uint32_t i = 0; i < n && w < k; ++i) {
+    uint32_t key = bitsOf(x[i]) & 0x7fffffffu;
+    bool take = key > t || (key == t && need > 0);
+    if (key == t && take) --need;
+    if (!take) continue;
+    emit(w++, i, x[i]);
+  }
+}
+
 // ---- one block ----
 // x: n values starting at global element index `first`; out: blockBytes.
 CHORUS_HD void encodeBlock(const Params& p, const float* x, uint32_t n, uint64_t first,
                            uint8_t* out) {
-  const bool bad = p.kind != kTopK && maxAbsBits(x, n) >= 0x7f800000u;
+  const bool bad = p.kind != kTopK && p.kind != kTopKGlobal && maxAbsBits(x, n) >= 0x7f800000u;
   if (bad) {  // NaN or infinity: the block decodes to NaN
     size_t bytes = blockBytes(p, n);
     for (size_t i = 0; i < bytes; ++i) out[i] = 0;
@@ -393,37 +431,18 @@ CHORUS_HD void encodeBlock(const Params& p, const float* x, uint32_t n, uint64_t
       }
       return;
     }
-    case kTopK: {
-      // Radix select on the magnitude bits (NaN/Inf sort above everything):
-      // threshold t with count(key > t) < k <= count(key >= t); keep all
-      // keys > t, then keys == t by ascending index. Four 8-bit passes.
-      const uint32_t k = topkCount(p, n);
-      uint32_t prefix = 0, prefixMask = 0, need = k;
-      for (int shift = 24; shift >= 0; shift -= 8) {
-        uint32_t hist[256];
-        for (int b = 0; b < 256; ++b) hist[b] = 0;
-        for (uint32_t i = 0; i < n; ++i) {
-          uint32_t key = bitsOf(x[i]) & 0x7fffffffu;
-          if ((key & prefixMask) == prefix) ++hist[(key >> shift) & 0xff];
-        }
-        int b = 255;
-        for (; b > 0 && hist[b] < need; --b) need -= hist[b];
-        prefix |= static_cast<uint32_t>(b) << shift;
-        prefixMask |= 0xffu << shift;
-      }
-      const uint32_t t = prefix;  // the k-th largest key; `need` of the ties are kept
-      uint32_t w = 0;
-      for (uint32_t i = 0; i < n && w < k; ++i) {
-        uint32_t key = bitsOf(x[i]) & 0x7fffffffu;
-        bool take = key > t || (key == t && need > 0);
-        if (key == t && take) --need;
-        if (!take) continue;
+    case kTopK:
+      selectTopK(x, n, topkCount(p, n), [&](uint32_t w, uint32_t i, float v) {
         out[6 * w] = static_cast<uint8_t>(i), out[6 * w + 1] = static_cast<uint8_t>(i >> 8);
-        putF(out + 6 * w + 2, x[i]);
-        ++w;
-      }
+        putF(out + 6 * w + 2, v);
+      });
       return;
-    }
+    case kTopKGlobal:
+      selectTopK(x, n, topkCount(p, n), [&](uint32_t w, uint32_t i, float v) {
+        put32(out + 8 * w, i);
+        putF(out + 8 * w + 4, v);
+      });
+      return;
     default:
       return;
   }
@@ -494,6 +513,15 @@ CHORUS_HD void decodeBlock(const Params& p, const uint8_t* in, uint32_t n, float
       for (uint32_t j = 0; j < k; ++j) {
         uint32_t idx = static_cast<uint32_t>(in[6 * j]) | static_cast<uint32_t>(in[6 * j + 1]) << 8;
         if (idx < n) out[idx] = getF(in + 6 * j + 2);
+      }
+      return;
+    }
+    case kTopKGlobal: {
+      for (uint32_t i = 0; i < n; ++i) out[i] = 0.0f;
+      const uint32_t k = topkCount(p, n);
+      for (uint32_t j = 0; j < k; ++j) {
+        uint32_t idx = get32(in + 8 * j);
+        if (idx < n) out[idx] = getF(in + 8 * j + 4);
       }
       return;
     }

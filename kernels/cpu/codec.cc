@@ -94,13 +94,21 @@ const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
 
 #define CHORUS_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
 
+Status checkCodecCount(const codec::Params& p, size_t count) {
+  if (p.kind == codec::kTopKGlobal && count > codec::kMaxGlobalCount)
+    return invalidArgument("global top-k selects over at most 2^32-1 values (got " +
+                           std::to_string(count) + "); split the buffer or use per-block top-k");
+  return Status::ok();
+}
+
 Status validateCodec(const codec::Params& p) {
   if (p.kind >= codec::kNumKinds)
     return invalidArgument("unknown codec kind " + std::to_string(p.kind));
   if (p.blockSize < 1 || p.blockSize > 65536)
     return invalidArgument("codec block size must be 1..65536 values (got " +
                            std::to_string(p.blockSize) + ")");
-  if (p.kind == codec::kTopK && (p.topk < 1 || p.topk > p.blockSize))
+  if ((p.kind == codec::kTopK || p.kind == codec::kTopKGlobal) &&
+      (p.topk < 1 || p.topk > p.blockSize))
     return invalidArgument("top-k must keep 1..blockSize values per block (got " +
                            std::to_string(p.topk) + " of " + std::to_string(p.blockSize) + ")");
   return Status::ok();
@@ -108,6 +116,10 @@ Status validateCodec(const codec::Params& p) {
 
 CHORUS_KERNEL void encode(const codec::Params& p, const float* x, size_t count, uint64_t firstIndex,
                           uint8_t* out) {
+  if (p.kind == codec::kTopKGlobal) {  // one selection over the whole buffer
+    if (count) codec::encodeBlock(p, x, static_cast<uint32_t>(count), firstIndex, out);
+    return;
+  }
   const size_t full = codec::blockBytes(p, p.blockSize);
   const bool fast =
       kHaveAvx2 && (p.kind == codec::kOneBit || p.kind == codec::kE4M3 || p.kind == codec::kE5M2);
@@ -141,6 +153,10 @@ CHORUS_KERNEL Status decode(const codec::Params& p, const uint8_t* in, size_t in
     return dataLoss("compressed data has " + std::to_string(inBytes) + " bytes, the encoding of " +
                     std::to_string(count) + " values has " +
                     std::to_string(codec::encodedBytes(p, count)));
+  if (p.kind == codec::kTopKGlobal) {
+    if (count) codec::decodeBlock(p, in, static_cast<uint32_t>(count), out);
+    return Status::ok();
+  }
   const size_t full = codec::blockBytes(p, p.blockSize);
   const float* fp8 = !kHaveAvx2               ? nullptr
                      : p.kind == codec::kE4M3 ? kFp8.e4m3

@@ -13,6 +13,8 @@ namespace chorus::kernels {
 
 // Checks a codec configuration (block size, top-k, kind).
 Status validateCodec(const codec::Params& p);
+// Checks that count values fit the format (global top-k: 32-bit indices).
+Status checkCodecCount(const codec::Params& p, size_t count);
 // out: codec::encodedBytes(p, count) bytes. firstIndex: global index of x[0]
 // (stochastic rounding draws from it).
 void encode(const codec::Params& p, const float* x, size_t count, uint64_t firstIndex,

@@ -406,6 +406,11 @@ std::string done(const char* what, bool sync) {
   return e == cudaSuccess ? "" : std::string(what) + ": " + cudaGetErrorString(e);
 }
 
+// A selection across the whole buffer needs a grid-wide radix select, not
+// one warp per block: not written yet.
+const char kNoGlobalTopK[] =
+    "global top-k runs on host buffers only (use chorusCodecTopK on the device)";
+
 unsigned ctas(size_t blocks) {
   return static_cast<unsigned>((blocks + kWarpsPerCta - 1) / kWarpsPerCta);
 }
@@ -414,6 +419,7 @@ unsigned ctas(size_t blocks) {
 
 std::string encodeAsync(const codec::Params& p, const float* x, size_t count, uint64_t firstIndex,
                         uint8_t* out) {
+  if (p.kind == codec::kTopKGlobal) return kNoGlobalTopK;
   if (count == 0) return "";
   const size_t blocks = (count + p.blockSize - 1) / p.blockSize;
   const size_t full = codec::blockBytes(p, p.blockSize);
@@ -425,6 +431,7 @@ std::string encodeAsync(const codec::Params& p, const float* x, size_t count, ui
 }
 
 std::string decodeAsync(const codec::Params& p, const uint8_t* in, size_t count, float* out) {
+  if (p.kind == codec::kTopKGlobal) return kNoGlobalTopK;
   if (count == 0) return "";
   const size_t blocks = (count + p.blockSize - 1) / p.blockSize;
   decodeKernel<<<ctas(blocks), kThreads>>>(p, in, count, out, blocks,

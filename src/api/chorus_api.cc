@@ -1293,7 +1293,8 @@ CHORUS_API chorusResult_t chorusCodecParamsInit(chorusCodecParams_t* params,
     params->kind = kind;
     params->blockSize = 256;
     params->topkPerBlock = 8;
-    params->errorFeedback = kind == chorusCodecOneBit || kind == chorusCodecTopK;
+    params->errorFeedback =
+        kind == chorusCodecOneBit || kind == chorusCodecTopK || kind == chorusCodecTopKGlobal;
     return Status::ok();
   });
 }
@@ -1343,6 +1344,7 @@ CHORUS_API chorusResult_t chorusCodecEncodedBytes(chorusCodec_t codec, size_t co
   return guard(nullptr, [&]() -> Status {
     CHORUS_RETURN_IF_ERROR(requireCodec(codec));
     CHORUS_RETURN_IF_ERROR(checkCount(count));
+    CHORUS_RETURN_IF_ERROR(chorus::kernels::checkCodecCount(codec->impl.params, count));
     if (!bytes) return chorus::invalidArgument("bytes is NULL");
     *bytes = chorus::codec::encodedBytes(codec->impl.params, count);
     return Status::ok();
@@ -1355,12 +1357,15 @@ CHORUS_API chorusResult_t chorusCodecEncode(chorusCodec_t codec, const void* val
     CHORUS_RETURN_IF_ERROR(requireCodec(codec));
     CHORUS_RETURN_IF_ERROR(checkCodecDtype(dtype));
     CHORUS_RETURN_IF_ERROR(checkCount(count));
+    CHORUS_RETURN_IF_ERROR(chorus::kernels::checkCodecCount(codec->impl.params, count));
     if (count && (!values || !out)) return chorus::invalidArgument("values or out is NULL");
     size_t need = chorus::codec::encodedBytes(codec->impl.params, count);
     if (outBytes < need)
       return chorus::invalidArgument("out has " + std::to_string(outBytes) +
                                      " bytes, the encoding needs " + std::to_string(need));
     CHORUS_ASSIGN_OR_RETURN(bool onDevice, deviceCodecCall(values, out, dtype));
+    if (onDevice && codec->impl.params.kind == chorus::codec::kTopKGlobal)
+      return Status(Code::kUnimplemented, "global top-k runs on host buffers only");
     if (onDevice) {
       std::string e = chorus::cuda::encode(codec->impl.params, static_cast<const float*>(values),
                                            count, 0, static_cast<uint8_t*>(out));
@@ -1384,8 +1389,11 @@ CHORUS_API chorusResult_t chorusCodecDecode(chorusCodec_t codec, const void* in,
     CHORUS_RETURN_IF_ERROR(requireCodec(codec));
     CHORUS_RETURN_IF_ERROR(checkCodecDtype(dtype));
     CHORUS_RETURN_IF_ERROR(checkCount(count));
+    CHORUS_RETURN_IF_ERROR(chorus::kernels::checkCodecCount(codec->impl.params, count));
     if (count && (!values || !in)) return chorus::invalidArgument("values or in is NULL");
     CHORUS_ASSIGN_OR_RETURN(bool onDevice, deviceCodecCall(values, in, dtype));
+    if (onDevice && codec->impl.params.kind == chorus::codec::kTopKGlobal)
+      return Status(Code::kUnimplemented, "global top-k runs on host buffers only");
     if (onDevice) {
       if (inBytes != chorus::codec::encodedBytes(codec->impl.params, count))
         return Status(Code::kDataLoss, "compressed data has " + std::to_string(inBytes) +
@@ -1424,6 +1432,7 @@ CHORUS_API chorusResult_t chorusAllReduceCompressed(const void* sendbuf, void* r
       return chorus::invalidArgument("sendbuf or recvbuf is NULL");
     if (static_cast<int>(op) < 0 || op >= chorusNumRedOps)
       return chorus::invalidArgument("unknown reduction op");
+    CHORUS_RETURN_IF_ERROR(chorus::kernels::checkCodecCount(codec->impl.params, count));
     chorus::OpInfo oi;
     CHORUS_RETURN_IF_ERROR(chorus::compress::allReduceCompressed(
         *comm->impl, codec->impl, sendbuf, recvbuf, count, static_cast<chorus::DataType>(dtype),

@@ -74,7 +74,7 @@ struct Opts {
   int snapAdoptRank = -1;
   bool snapAsync = false;
   // compress scenario
-  std::string codecs = "uint8,int8,int4,e4m3,e5m2,onebit,topk";
+  std::string codecs = "uint8,int8,int4,e4m3,e5m2,onebit,topk,topkglobal";
   int compressSteps = 3;
 };
 
@@ -618,7 +618,8 @@ int runSnapshot(chorusComm_t comm, const Opts& o) {
 // against the exact fp32 sum.
 int runCompress(chorusComm_t comm, const Opts& o) {
   const int rank = rankOf(comm), n = sizeOf(comm);
-  const char* names[] = {"uint8", "int8", "int4", "e4m3", "e5m2", "onebit", "topk"};
+  const char* names[] = {"uint8", "int8", "int4", "e4m3", "e5m2", "onebit", "topk", "topkglobal"};
+  static_assert(sizeof(names) / sizeof(names[0]) == chorusNumCodecs);
   const size_t count = o.count;
   int failures = 0;
   for (int k = 0; k < chorusNumCodecs; ++k) {

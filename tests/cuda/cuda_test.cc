@@ -112,7 +112,7 @@ TEST(CudaCodec, BitIdenticalToCpuAndThroughputIsReported) {
   cudaDeviceSynchronize();
   double copy = 10.0 * count * 4 * 2 /
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 1e9;
-  for (int k = 0; k < static_cast<int>(chorus::codec::kNumKinds); ++k)
+  for (int k = 0; k < static_cast<int>(chorus::codec::kTopKGlobal); ++k)  // global: host only
     for (bool stochastic : {false, true}) {
       chorus::codec::Params p;
       p.kind = static_cast<chorus::codec::Kind>(k);
@@ -199,7 +199,7 @@ TEST(CudaCodec, BitIdenticalToCpuOnEveryPathAndPattern) {
         float* yd = static_cast<float*>(dy.p) + offset;
         uint8_t* ed = static_cast<uint8_t*>(denc.p) + offset;
         ASSERT_EQ(cudaMemcpy(xd, x.data(), count * 4, cudaMemcpyHostToDevice), cudaSuccess);
-        for (int k = 0; k < static_cast<int>(chorus::codec::kNumKinds); ++k)
+        for (int k = 0; k < static_cast<int>(chorus::codec::kTopKGlobal); ++k)  // global: host only
           for (int variant = 0; variant < 3; ++variant) {
             chorus::codec::Params p;
             p.kind = static_cast<chorus::codec::Kind>(k);

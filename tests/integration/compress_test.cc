@@ -26,7 +26,7 @@ void compressedParity(int n) {
   for (auto& p : w.procs) {
     EXPECT_EQ(p->exitCode(), 0) << p->output();
     auto lines = p->lines("COMPRESS ");
-    ASSERT_EQ(lines.size(), 7u * 2 * 4) << p->output();
+    ASSERT_EQ(lines.size(), static_cast<size_t>(chorusNumCodecs) * 2 * 4) << p->output();
     for (const auto& l : lines) {
       auto f = fields(l);
       EXPECT_EQ(f["rc"], "0") << l;

@@ -3,8 +3,10 @@
 // stochastic rounding's determinism and unbiasedness.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -160,6 +162,47 @@ TEST(Codec, OneBitFastPathMatchesTheBlockCode) {
                          ref.data() + b * full);
     EXPECT_TRUE(fast == ref) << "block " << block;
   }
+}
+
+// Global top-k keeps the k largest magnitudes of the whole buffer (ties by
+// index), against a full sort; where per-block top-k must spread its picks
+// over the blocks, global keeps a cluster of large values whole.
+TEST(Codec, GlobalTopKKeepsTheLargestAcrossTheBuffer) {
+  Params p = make(codec::kTopKGlobal, 256);
+  p.topk = 8;  // 8 per 256 values: 1/32 of the buffer
+  for (size_t n : {size_t{1}, size_t{31}, size_t{1000}, size_t{100003}}) {
+    auto x = gradient(n, 17);
+    for (size_t i = 0; i < n; i += 7) x[i] = x[(i * 13) % n];  // repeated magnitudes: ties
+    const uint32_t k = codec::topkCount(p, static_cast<uint32_t>(n));
+    EXPECT_EQ(codec::encodedBytes(p, n), size_t{k} * 8);
+    std::vector<uint32_t> order(n);
+    for (uint32_t i = 0; i < n; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return std::fabs(x[a]) > std::fabs(x[b]);  // stable: ties keep index order
+    });
+    std::vector<float> want(n, 0.0f);
+    for (uint32_t j = 0; j < k; ++j) want[order[j]] = x[order[j]];
+    auto y = roundTrip(p, x);
+    ASSERT_EQ(std::memcmp(y.data(), want.data(), n * 4), 0) << "n " << n;
+  }
+  // A cluster: 64 large values inside one block of 256 among 4096 small.
+  std::vector<float> x(4096, 1e-3f);
+  for (int i = 0; i < 64; ++i) x[512 + i] = 10.0f + i;
+  Params g = make(codec::kTopKGlobal, 256), b = make(codec::kTopK, 256);
+  g.topk = b.topk = 4;  // both keep 64 values in all
+  auto yg = roundTrip(g, x), yb = roundTrip(b, x);
+  int keptG = 0, keptB = 0;
+  for (int i = 0; i < 64; ++i) keptG += yg[512 + i] != 0, keptB += yb[512 + i] != 0;
+  EXPECT_EQ(keptG, 64);
+  EXPECT_EQ(keptB, 4);
+  // Indices are 32-bit: a corrupt one beyond the buffer is ignored.
+  std::vector<uint8_t> enc(codec::encodedBytes(g, 4096));
+  encode(g, x.data(), 4096, 0, enc.data());
+  codec::put32(enc.data(), 0xfffffff0u);
+  std::vector<float> out(4096);
+  ASSERT_TRUE(decode(g, enc.data(), enc.size(), 4096, out.data()).isOk());
+  EXPECT_FALSE(checkCodecCount(g, size_t{1} << 33).isOk());
+  EXPECT_TRUE(checkCodecCount(make(codec::kTopK), size_t{1} << 33).isOk());
 }
 
 // The AVX2 fp8 encoder against the block code, on values that reach every

@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
 
   const char* names[] = {"uint8", "int8", "int4", "e4m3", "e5m2", "onebit", "topk"};
   bool allSame = true;
-  for (int k = 0; k < static_cast<int>(chorus::codec::kNumKinds); ++k) {
+  for (int k = 0; k < static_cast<int>(chorus::codec::kTopKGlobal); ++k) {  // global: host only
     chorus::codec::Params p;
     p.kind = static_cast<chorus::codec::Kind>(k);
     p.blockSize = block;

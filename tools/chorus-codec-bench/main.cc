@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
               mc.best(), mc.median());
   std::printf("# %-7s %10s %10s %10s %10s %8s %10s %12s\n", "codec", "enc GB/s", "(median)",
               "dec GB/s", "(median)", "enc/cpy", "ratio", "rel. error");
-  const char* names[] = {"uint8", "int8", "int4", "e4m3", "e5m2", "onebit", "topk"};
+  const char* names[] = {"uint8", "int8", "int4", "e4m3", "e5m2", "onebit", "topk", "topk-g"};
+  static_assert(sizeof(names) / sizeof(names[0]) == chorus::codec::kNumKinds);
   double normX = 0;
   for (float v : x) normX += static_cast<double>(v) * v;
   for (int k = 0; k < static_cast<int>(chorus::codec::kNumKinds); ++k) {
@@ -109,5 +110,25 @@ int main(int argc, char** argv) {
       "# top-%u of %u per block: radix select + compaction %.2f GB/s, std::sort %.2f GB/s "
       "(%.1fx)\n",
       p.topk, block, sel.best(), sorted.best(), sel.best() / sorted.best());
+  // Global top-k (the same share, chosen across the whole buffer) beside
+  // sorting the whole buffer by magnitude.
+  chorus::codec::Params g = p;
+  g.kind = chorus::codec::kTopKGlobal;
+  std::vector<uint8_t> genc(chorus::codec::encodedBytes(g, count));
+  Stats gsel =
+      measure(reps, bytes, [&] { chorus::kernels::encode(g, x.data(), count, 0, genc.data()); });
+  std::vector<uint32_t> all(count);
+  Stats gsorted = measure(reps, bytes, [&] {
+    std::iota(all.begin(), all.end(), 0);
+    std::sort(all.begin(), all.end(), [&](uint32_t a, uint32_t c) {
+      float fa = std::fabs(x[a]), fc = std::fabs(x[c]);
+      return fa != fc ? fa > fc : a < c;
+    });
+  });
+  std::printf(
+      "# global top-%u per %u (%zu of %zu): radix select + compaction %.2f GB/s, std::sort %.2f "
+      "GB/s (%.1fx)\n",
+      g.topk, block, genc.size() / 8, count, gsel.best(), gsorted.best(),
+      gsel.best() / gsorted.best());
   return 0;
 }
