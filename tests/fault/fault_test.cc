@@ -109,11 +109,12 @@ int freePort() {
   return port;
 }
 
-std::unique_ptr<Proc> startChorusd(int port, const std::string& extra = "") {
+std::unique_ptr<Proc> startChorusd(int port, const std::string& extra = "",
+                                   const std::vector<std::string>& env = {}) {
   std::vector<std::string> args = {"--bind", "127.0.0.1:" + std::to_string(port), "--secret",
                                    "test-secret"};
   if (!extra.empty()) args.push_back(extra);
-  auto p = Proc::spawn(CHORUS_CHORUSD, args);
+  auto p = Proc::spawn(CHORUS_CHORUSD, args, env);
   EXPECT_TRUE(p->waitForLine("chorusd listening", 10000)) << p->output();
   return p;
 }
@@ -224,18 +225,20 @@ TEST(Fault, StalledPeerIsDetectedWithinTwoSecondsAndToldItWasRemoved) {
   checkUniform({w.procs[0].get(), w.procs[1].get()}, 3000);
 }
 
-TEST(Fault, CoordinatorKillAndRestartCostsAtMostOneFailedOperation) {
+namespace {
+// env: for chorusd and the workers alike (TLS on every link).
+void coordinatorKillAndRestart(const std::vector<std::string>& env) {
   int port = freePort();
   std::string addr = "127.0.0.1:" + std::to_string(port);
-  auto chorusd = startChorusd(port);
+  auto chorusd = startChorusd(port, "", env);
   std::vector<std::string> args = loopArgs(1200, 5000, 2);
-  auto w = Workers::launch(3, addr, "coordrestart", args);
+  auto w = Workers::launch(3, addr, "coordrestart", args, "test-secret", env);
   for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
   sleepMs(500);
   chorusd->signal(SIGKILL);
   chorusd->wait(5000);
   sleepMs(700);  // the job keeps running without a coordinator
-  chorusd = startChorusd(port);
+  chorusd = startChorusd(port, "", env);
   sleepMs(1200);
   // The restarted coordinator still detects failures: kill a peer.
   w.procs[2]->signal(SIGKILL);
@@ -255,6 +258,17 @@ TEST(Fault, CoordinatorKillAndRestartCostsAtMostOneFailedOperation) {
   }
   chorusd->signal(SIGTERM);
   chorusd->wait(5000);
+}
+}  // namespace
+
+TEST(Fault, CoordinatorKillAndRestartCostsAtMostOneFailedOperation) {
+  coordinatorKillAndRestart({});
+}
+
+// The same with TLS on every link, the coordinator's included: peers
+// re-register over a fresh TLS session with the restarted coordinator.
+TEST(Fault, CoordinatorKillAndRestartOverTls) {
+  coordinatorKillAndRestart({"CHORUS_TLS=secret"});
 }
 
 TEST(Fault, StandbyCoordinatorTakesOver) {
