@@ -24,10 +24,11 @@ namespace {
 // pre-shared key is bound to its SHA-256 handshake hash.
 const unsigned char kAes128GcmSha256[2] = {0x13, 0x01};
 const char kPskIdentity[] = "chorus-run-secret";
-// Plaintext accepted ahead of the socket per connection: enough to keep
-// records full, small next to the kernel's own buffer so the stripe
-// scheduler still sees which stream drains.
-constexpr size_t kTxCapacity = 256 << 10;
+// Plaintext accepted ahead of the socket per connection: four full records,
+// small next to the kernel's own buffer so the stripe scheduler still sees
+// which stream drains. (256 KiB cost 6-16% at 256 MiB on the emulated
+// 100 ms WAN, 64 KiB nothing measurable: docs/PERFORMANCE.md.)
+constexpr size_t kTxCapacity = 64 << 10;
 // Plaintext handed to one SSL_write (OpenSSL cuts it into 16 KiB records).
 constexpr size_t kWriteChunk = 64 << 10;
 
