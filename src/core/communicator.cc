@@ -77,13 +77,7 @@ Status Communicator::init() {
   if (!sel.isOk()) return sel.status();
   selector_ = std::move(sel).value();
   if (cfg_.tls != chorusTlsOff) {
-    transport::tcp::TlsSettings ts;
-    ts.mode = static_cast<transport::tcp::TlsMode>(cfg_.tls);
-    ts.secret = cfg_.secret;
-    ts.certFile = cfg_.tlsCert;
-    ts.keyFile = cfg_.tlsKey;
-    ts.caFile = cfg_.tlsCa;
-    auto t = transport::tcp::TlsContext::create(ts);
+    auto t = transport::tcp::TlsContext::create(transport::tcp::tlsSettingsOf(cfg_));
     if (!t.isOk()) return t.status();
     tls_ = std::move(t).value();
   }

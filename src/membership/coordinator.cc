@@ -104,13 +104,8 @@ Coordinator::Coordinator(const CoordinatorConfig& cfg)
 Result<std::unique_ptr<Coordinator>> Coordinator::start(const CoordinatorConfig& cfg) {
   std::unique_ptr<Coordinator> c(new Coordinator(cfg));
   if (cfg.tls != 0) {
-    transport::tcp::TlsSettings ts;
-    ts.mode = static_cast<transport::tcp::TlsMode>(cfg.tls);
-    ts.secret = cfg.secret;
-    ts.certFile = cfg.tlsCert;
-    ts.keyFile = cfg.tlsKey;
-    ts.caFile = cfg.tlsCa;
-    CHORUS_ASSIGN_OR_RETURN(c->tls_, transport::tcp::TlsContext::create(ts));
+    CHORUS_ASSIGN_OR_RETURN(c->tls_,
+                            transport::tcp::TlsContext::create(transport::tcp::tlsSettingsOf(cfg)));
   }
   CHORUS_RETURN_IF_ERROR(c->listen());
   // Peers re-register within their reconnect back-off (at most 500 ms).

@@ -35,6 +35,19 @@ std::vector<float> gradient(size_t n, uint32_t seed, float scale = 1e-3f) {
   return v;
 }
 
+// (encode(), the block code run block by block): what a fast path must equal.
+std::pair<std::vector<uint8_t>, std::vector<uint8_t>> fastAndBlockCode(
+    const Params& p, const std::vector<float>& x) {
+  std::vector<uint8_t> fast(codec::encodedBytes(p, x.size())), ref(fast.size());
+  encode(p, x.data(), x.size(), 0, fast.data());
+  const size_t full = codec::blockBytes(p, p.blockSize);
+  for (size_t b = 0, off = 0; off < x.size(); ++b, off += p.blockSize)
+    codec::encodeBlock(p, x.data() + off,
+                       static_cast<uint32_t>(std::min<size_t>(p.blockSize, x.size() - off)), off,
+                       ref.data() + b * full);
+  return {fast, ref};
+}
+
 std::vector<float> roundTrip(const Params& p, const std::vector<float>& x, uint64_t first = 0) {
   std::vector<uint8_t> enc(codec::encodedBytes(p, x.size()));
   encode(p, x.data(), x.size(), first, enc.data());
@@ -153,13 +166,7 @@ TEST(Codec, OneBitFastPathMatchesTheBlockCode) {
     x[1] = -0.0f;
     x[2] = 0.0f;
     if (x.size() > 2 * block) x[2 * block] = std::numeric_limits<float>::infinity();
-    std::vector<uint8_t> fast(codec::encodedBytes(p, x.size())), ref(fast.size());
-    encode(p, x.data(), x.size(), 0, fast.data());
-    const size_t full = codec::blockBytes(p, block);
-    for (size_t b = 0, off = 0; off < x.size(); ++b, off += block)
-      codec::encodeBlock(p, x.data() + off,
-                         static_cast<uint32_t>(std::min<size_t>(block, x.size() - off)), off,
-                         ref.data() + b * full);
+    auto [fast, ref] = fastAndBlockCode(p, x);
     EXPECT_TRUE(fast == ref) << "block " << block;
   }
 }
@@ -228,13 +235,7 @@ TEST(Codec, Fp8FastPathMatchesTheBlockCode) {
         x[i] = (rng() & 1) ? -v : v;
       }
       if (x.size() > 3 * block) x[3 * block] = std::numeric_limits<float>::infinity();
-      std::vector<uint8_t> fast(codec::encodedBytes(p, x.size())), ref(fast.size());
-      encode(p, x.data(), x.size(), 0, fast.data());
-      const size_t full = codec::blockBytes(p, block);
-      for (size_t b = 0, off = 0; off < x.size(); ++b, off += block)
-        codec::encodeBlock(p, x.data() + off,
-                           static_cast<uint32_t>(std::min<size_t>(block, x.size() - off)), off,
-                           ref.data() + b * full);
+      auto [fast, ref] = fastAndBlockCode(p, x);
       ASSERT_TRUE(fast == ref) << "kind " << k << " block " << block;
     }
   // Every float bit pattern class through one block of 8: the scale is 1

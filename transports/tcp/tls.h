@@ -35,6 +35,19 @@ struct TlsSettings {
   std::string certFile, keyFile, caFile;  // kCertificates: PEM files
 };
 
+// The settings of a configuration with tls, secret, tlsCert, tlsKey and
+// tlsCa (a peer's CommConfig or a CoordinatorConfig).
+template <class Config>
+TlsSettings tlsSettingsOf(const Config& c) {
+  TlsSettings s;
+  s.mode = static_cast<TlsMode>(c.tls);
+  s.secret = c.secret;
+  s.certFile = c.tlsCert;
+  s.keyFile = c.tlsKey;
+  s.caFile = c.tlsCa;
+  return s;
+}
+
 struct SslFree {
   void operator()(SSL* s) const;
 };
