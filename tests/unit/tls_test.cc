@@ -89,11 +89,15 @@ struct Handshaken {
 };
 
 // Connects two loopback sockets and runs both handshakes, bounded in time.
-Handshaken handshake(const TlsContext& serverCtx, const TlsContext& clientCtx) {
+// serverRcvBuf > 0: the server socket's receive buffer (set before connect,
+// so the advertised window is small from the start).
+Handshaken handshake(const TlsContext& serverCtx, const TlsContext& clientCtx,
+                     int serverRcvBuf = 0) {
   static asio::io_context io;  // outlives the sockets handed to the caller
   io.restart();
   Handshaken h;
   tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  if (serverRcvBuf > 0) acc.set_option(asio::socket_base::receive_buffer_size(serverRcvBuf));
   h.serverSock.emplace(io);
   h.clientSock.emplace(io);
   h.clientSock->connect(acc.local_endpoint());
@@ -189,11 +193,11 @@ TEST(Tls, SecretModeCarriesFramesIntact) {
 struct TlsPair {
   std::unique_ptr<transport::Connection> a, b;
 };
-TlsPair tlsPair() {
+TlsPair tlsPair(int serverRcvBuf = 0) {
   TlsPair p;
   auto ctx = context(secretSettings("run-secret"));
   if (!ctx) return p;
-  auto h = handshake(*ctx, *ctx);
+  auto h = handshake(*ctx, *ctx, serverRcvBuf);
   if (!h.server.isOk() || !h.client.isOk()) return p;
   p.a = transport::tcp::makeTlsConnection(std::move(*h.clientSock), std::move(h.client).value(), 2,
                                           0);
@@ -251,6 +255,43 @@ TEST(Tls, PartlyReadRecordsAreReportedSoTheEngineDoesNotSleepOnThem) {
   ASSERT_GT(runs, 20);
   // The range covers layouts where a call stops inside the last record.
   EXPECT_GT(stopsInsideARecord, 0) << "no layout exercised the case (runs: " << runs << ")";
+}
+
+// The other side of the same rule: a record still arriving (its start read,
+// its end not yet on the socket) is not input the engine can use, and
+// reporting it would make the engine spin until the rest came instead of
+// sleeping on the socket (on a slow link: a core burnt for a round trip).
+// Small socket buffers keep a 16 KiB record from arriving whole at once.
+TEST(Tls, ARecordStillArrivingIsNotReportedAsBufferedInput) {
+  auto p = tlsPair(/*serverRcvBuf=*/2048);
+  ASSERT_TRUE(p.a && p.b);
+  int small = 2048;  // and a small send buffer: the sender's kernel holds a few KiB at a time
+  ASSERT_EQ(::setsockopt(p.a->fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+  std::vector<uint8_t> payload(60000, 0x42);
+  frame::Header hd;
+  hd.type = frame::Type::kData;
+  hd.length = static_cast<uint32_t>(payload.size());
+  p.a->postSendCopy(hd, payload.data());
+  Collect sink, none;
+  ASSERT_TRUE(p.a->progress(none).isOk());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // what fits the window arrives
+  int partial = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  while (sink.frames.empty() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
+    auto r = p.b->progress(sink);
+    ASSERT_TRUE(r.isOk()) << r.status().toString();
+    if (sink.frames.empty()) {
+      ASSERT_FALSE(p.b->hasBufferedInput())
+          << "a record still arriving was reported as buffered input";
+      ++partial;
+    }
+    ASSERT_TRUE(p.a->progress(none).isOk());
+    pollfd pfd{p.b->fd(), POLLIN, 0};
+    ::poll(&pfd, 1, 100);
+  }
+  ASSERT_EQ(sink.frames.size(), 1u);
+  EXPECT_TRUE(sink.frames[0] == payload);
+  EXPECT_GT(partial, 0);
 }
 
 // OpenSSL's socket BIO writes with write(2): a peer that has gone raises
