@@ -452,55 +452,50 @@ ssize_t TlsConnection::readBytes(const ::iovec* iov, int n) {
   return static_cast<ssize_t>(total);
 }
 
-asio::awaitable<Status> tlsReadAll(asio::ip::tcp::socket& s, SSL* ssl, void* data, size_t n) {
-  auto* p = static_cast<uint8_t*>(data);
+namespace {
+// Repeats step(p, n, &moved) (SSL_read_ex or SSL_write_ex) until n bytes
+// have moved, waiting on the reactor whenever OpenSSL asks for the socket;
+// a repeated write gets the same bytes, as OpenSSL requires.
+template <class Byte, class Step>
+asio::awaitable<Status> moveAll(asio::ip::tcp::socket& s, SSL* ssl, Byte* p, size_t n,
+                                const char* what, Step step) {
   while (n > 0) {
-    size_t got = 0;
+    size_t moved = 0;
     ERR_clear_error();
-    int r = SSL_read_ex(ssl, p, n, &got);
+    int r = step(p, n, &moved);
     if (r == 1) {
-      p += got;
-      n -= got;
+      p += moved;
+      n -= moved;
       continue;
     }
     int e = SSL_get_error(ssl, r);
     if (wants(e)) {
-      Status w = co_await awaitWant(s, e, "reading (TLS)");
+      Status w = co_await awaitWant(s, e, what);
       if (!w.isOk()) co_return w;
       continue;
     }
     if (e == SSL_ERROR_ZERO_RETURN || socketEof(ssl))
-      co_return unavailable("reading (TLS): connection closed by the other side");
+      co_return unavailable(std::string(what) + ": connection closed by the other side");
     int err = socketErrno(ssl);
-    co_return unavailable(std::string("reading (TLS): ") +
+    co_return unavailable(std::string(what) + ": " +
                           (err ? std::strerror(err) : sslErrors().c_str()));
   }
   co_return Status::ok();
 }
+}  // namespace
+
+asio::awaitable<Status> tlsReadAll(asio::ip::tcp::socket& s, SSL* ssl, void* data, size_t n) {
+  return moveAll(
+      s, ssl, static_cast<uint8_t*>(data), n, "reading (TLS)",
+      [ssl](uint8_t* p, size_t len, size_t* got) { return SSL_read_ex(ssl, p, len, got); });
+}
 
 asio::awaitable<Status> tlsWriteAll(asio::ip::tcp::socket& s, SSL* ssl, const void* data,
                                     size_t n) {
-  auto* p = static_cast<const uint8_t*>(data);
-  while (n > 0) {
-    size_t wrote = 0;
-    ERR_clear_error();
-    int r = SSL_write_ex(ssl, p, n, &wrote);
-    if (r == 1) {
-      p += wrote;
-      n -= wrote;
-      continue;
-    }
-    int e = SSL_get_error(ssl, r);
-    if (wants(e)) {
-      Status w = co_await awaitWant(s, e, "writing (TLS)");
-      if (!w.isOk()) co_return w;
-      continue;  // the same bytes again, as OpenSSL requires
-    }
-    int err = socketErrno(ssl);
-    co_return unavailable(std::string("writing (TLS): ") +
-                          (err ? std::strerror(err) : sslErrors().c_str()));
-  }
-  co_return Status::ok();
+  return moveAll(s, ssl, static_cast<const uint8_t*>(data), n, "writing (TLS)",
+                 [ssl](const uint8_t* p, size_t len, size_t* wrote) {
+                   return SSL_write_ex(ssl, p, len, wrote);
+                 });
 }
 
 }  // namespace chorus::transport::tcp
