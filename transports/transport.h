@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "src/core/status.h"
 #include "src/protocol/frame.h"
@@ -44,6 +45,15 @@ class FrameSink {
 
 struct ProgressResult {
   bool didWork = false;  // bytes moved
+};
+
+// A frame handed back by Connection::takeUnreceived, to be sent again.
+struct Unreceived {
+  frame::Header h;
+  const void* payload = nullptr;
+  SendOwner* owner = nullptr;
+  uint64_t cookie = 0;
+  bool sentReported = false;  // owner->onSent already ran for it
 };
 
 class Connection {
@@ -91,6 +101,24 @@ class Connection {
   virtual bool wantsWriteReadiness() const { return hasPendingSends(); }
   virtual bool isOpen() const = 0;
 
+  // Replaceable streams (a striped pool's streams other than 0): the
+  // connection numbers frames in wire order and keeps a record of each one
+  // it wrote (header and payload pointer, not a copy) until cancelSends()
+  // of its owner, whose memory stays valid until then. When the stream
+  // breaks, the peer says how many frames it received whole, and
+  // takeUnreceived() hands back the rest -- written, partly written or
+  // still queued -- to be sent on the other streams. Returns false if the
+  // transport cannot.
+  virtual bool retainSent() { return false; }
+  virtual bool retainsSent() const { return false; }
+  // On a closed connection: every frame with an owner from number
+  // peerReceived on, in order. An error if the count is impossible.
+  virtual Result<std::vector<Unreceived>> takeUnreceived(uint64_t /*peerReceived*/) {
+    return unimplemented(std::string(transportName()) + " streams cannot be replaced");
+  }
+  // Frames received whole so far (counted in the same wire order).
+  uint64_t framesReceived() const { return framesReceived_; }
+
   uint64_t bytesSent() const { return bytesSent_; }
   uint64_t bytesReceived() const { return bytesReceived_; }
 
@@ -100,6 +128,7 @@ class Connection {
   int stream_;
   uint64_t bytesSent_ = 0;
   uint64_t bytesReceived_ = 0;
+  uint64_t framesReceived_ = 0;
 };
 
 }  // namespace chorus::transport

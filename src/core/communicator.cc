@@ -1,5 +1,9 @@
 #include "src/core/communicator.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -23,6 +27,35 @@ std::string peerList(const std::vector<uint64_t>& ids) {
   std::string s;
   for (uint64_t id : ids) s += (s.empty() ? "" : ", ") + std::to_string(id);
   return s;
+}
+
+int socketPort(int fd, bool peer) {
+  sockaddr_storage a{};
+  socklen_t len = sizeof(a);
+  int rc = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len)
+                : ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  if (rc != 0) return 0;
+  if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&a)->sin_port);
+  if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&a)->sin6_port);
+  return 0;
+}
+
+// "data link to peer P: 4 streams over tcp (local>remote port by stream:
+// 0=41000>39001 ...)": lets an operator (and the fault tests) find one
+// stream's socket, e.g. with `ss`.
+std::string describeStreams(uint64_t peerId,
+                            const std::vector<std::unique_ptr<transport::Connection>>& streams) {
+  std::string s = "data link to peer " + std::to_string(peerId) + ": " +
+                  std::to_string(streams.size()) + " streams over " + streams[0]->transportName() +
+                  " (local>remote port by stream:";
+  for (size_t i = 0; i < streams.size(); ++i) {
+    int fd = streams[i] ? streams[i]->fd() : -1;
+    s += " " + std::to_string(i) + "=";
+    s += fd < 0
+             ? std::string("-")
+             : std::to_string(socketPort(fd, false)) + ">" + std::to_string(socketPort(fd, true));
+  }
+  return s + ")";
 }
 }  // namespace
 
@@ -430,10 +463,7 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
   h.seq = op.key.seq;
   h.desc = op.desc;
   if (link.streams.size() > 1) {
-    if (!link.stripe)
-      link.stripe = std::make_unique<StripeScheduler>(static_cast<int>(link.streams.size()),
-                                                      cfg_.adaptiveStreams, segmentBytes_);
-    link.stripe->push({h, data, &op});
+    stripeOf(link).push({h, data, &op});
     ++op.sendsOutstanding;
     op.bytesSent += bytes;
     pumpStripe(link);
@@ -445,6 +475,13 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
   ++op.sendsOutstanding;
   op.bytesSent += bytes;
   sendPending_.insert(conn);
+}
+
+StripeScheduler& Communicator::stripeOf(PeerLink& link) {
+  if (!link.stripe)
+    link.stripe = std::make_unique<StripeScheduler>(static_cast<int>(link.streams.size()),
+                                                    cfg_.adaptiveStreams, segmentBytes_);
+  return *link.stripe;
 }
 
 void Communicator::pumpStripe(PeerLink& link) {
@@ -489,14 +526,7 @@ void Communicator::checkOp(Op* op) {
 
 void Communicator::finishOp(Op* op, Status st) {
   if (op->state == OpState::kFinished) return;
-  for (auto& [id, link] : links_) {
-    if (link.stripe) link.stripe->cancel(op);
-    for (auto& c : link.streams)
-      if (c) {
-        c->cancelSends(op);
-        c->detachReceives(op);
-      }
-  }
+  forgetSends(op);
   OpInfo& info = op->result->info;
   info.contributors = static_cast<int>(op->peers_.size());
   info.attempts = op->attempts;
@@ -512,6 +542,18 @@ void Communicator::finishOp(Op* op, Status st) {
     ops_.erase(it);
   }
   op->result->finished.store(true, std::memory_order_release);
+}
+
+void Communicator::forgetSends(Op* op) {
+  for (auto& [id, link] : links_) {
+    if (link.stripe) link.stripe->cancel(op);
+    for (auto& c : link.streams)
+      if (c) {
+        c->cancelSends(op);
+        c->detachReceives(op);
+      }
+    for (auto& [s, c] : link.lost) c->cancelSends(op);
+  }
 }
 
 void Communicator::failAllOps(const Status& st) {
@@ -721,7 +763,7 @@ transport::RecvTarget Communicator::onHeader(transport::Connection& c, const fra
       abortBuf_.resize(h.length);
       return {abortBuf_.data(), &abortBuf_};
     default:
-      return {};  // DONE carries no payload; PING/PONG unused here
+      return {};  // DONE and STREAM_LOST carry no payload; PING/PONG unused here
   }
 }
 
@@ -784,6 +826,9 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
       }
       return;
     }
+    case frame::Type::kStreamLost:
+      onStreamLost(c, h);
+      return;
     default:
       return;
   }
@@ -1032,12 +1077,9 @@ void Communicator::onProposal(const control::ViewProposal& p) {
     report_.ofEpoch = committed_.epoch;
     for (auto& [key, op] : ops_) {
       if (op->state != OpState::kRunning) continue;
-      for (auto& [id, link] : links_)
-        for (auto& c : link.streams)
-          if (c) {
-            c->cancelSends(op.get());
-            c->detachReceives(op.get());
-          }
+      // Striped frames waiting for a stream go too: a re-run resets the
+      // operation's send count, which a late onSent would then corrupt.
+      forgetSends(op.get());
       op->state = OpState::kFrozen;
       OpReport rep;
       rep.tag = key.tag;
@@ -1246,15 +1288,14 @@ void Communicator::onDataLink(ControlEvent& ev) {
   if (ev.stream >= static_cast<int>(link.streams.size())) return;
   auto& slot = link.streams[ev.stream];
   if (slot) {
-    transport::Connection* old = slot.get();
-    engine_.removeFd(old->fd());
-    byFd_.erase(old->fd());
-    sendPending_.erase(old);
-    inputBuffered_.erase(old);
-    polled_.erase(old);
-    old->close();
+    unwatch(slot.get());
+    slot->close();
     graveyard_.push_back(std::move(slot));
   }
+  // A pool's streams other than 0 survive breaking (see loseStream); that
+  // needs the completion agreement, which says when a frame is no longer
+  // needed by anyone.
+  if (ev.streamCount > 1 && ev.stream > 0 && cfg_.uniformOutcome) conn->retainSent();
   Status st = engine_.addFd(conn->fd());
   if (!st.isOk()) {
     LOG_ERROR("cannot watch a data link: " << st.toString());
@@ -1265,8 +1306,21 @@ void Communicator::onDataLink(ControlEvent& ev) {
   LOG_DEBUG("data link to peer " << ev.peerId << " stream " << ev.stream << " over "
                                  << conn->transportName());
   slot = std::move(conn);
-  if (link.complete()) dialing_.erase(ev.peerId);
+  if (link.complete()) {
+    dialing_.erase(ev.peerId);
+    if (link.streams.size() > 1) LOG_INFO(describeStreams(ev.peerId, link.streams));
+  }
   maybeSendReady();
+}
+
+void Communicator::unwatch(transport::Connection* c) {
+  if (c->fd() >= 0) {
+    engine_.removeFd(c->fd());
+    byFd_.erase(c->fd());
+  }
+  sendPending_.erase(c);
+  inputBuffered_.erase(c);
+  polled_.erase(c);
 }
 
 void Communicator::closeLink(uint64_t peerId) {
@@ -1274,21 +1328,99 @@ void Communicator::closeLink(uint64_t peerId) {
   if (it == links_.end()) return;
   for (auto& c : it->second.streams) {
     if (!c) continue;
-    if (c->fd() >= 0) {
-      engine_.removeFd(c->fd());
-      byFd_.erase(c->fd());
-    }
-    sendPending_.erase(c.get());
-    inputBuffered_.erase(c.get());
-    polled_.erase(c.get());
+    unwatch(c.get());
     c->close();
     graveyard_.push_back(std::move(c));
   }
+  for (auto& [s, c] : it->second.lost) graveyard_.push_back(std::move(c));
   links_.erase(it);
 }
 
 void Communicator::onConnectionBroken(transport::Connection* c, const Status& st) {
-  uint64_t peer = c->peerId();
+  auto it = links_.find(c->peerId());
+  if (it != links_.end() && loseStream(it->second, c, st)) return;
+  breakLink(c->peerId(), st);
+}
+
+bool Communicator::loseStream(PeerLink& link, transport::Connection* c, const Status& why) {
+  const int s = c->stream();
+  const uint64_t peer = c->peerId();
+  if (state_ != State::kMember && state_ != State::kConnecting) return false;
+  if (s <= 0 || s >= static_cast<int>(link.streams.size()) || link.streams[s].get() != c ||
+      !c->retainsSent() || link.lost.count(s))
+    return false;
+  transport::Connection* control = link.streams[0].get();
+  if (!control || !control->isOpen()) return false;
+  // Nothing more is read from it: the count is final.
+  const uint64_t received = c->framesReceived();
+  unwatch(c);
+  c->close();
+  link.lost[s] = std::move(link.streams[s]);
+  frame::Header h;
+  h.type = frame::Type::kStreamLost;
+  h.block = static_cast<uint32_t>(s);
+  h.seq = received;
+  h.epoch = committed_.epoch;
+  control->postSendCopy(h, nullptr);
+  sendPending_.insert(control);
+  LOG_WARN("data link to peer " << peer << " stream " << s << " broke (" << why.message()
+                                << "); its unreceived frames go over the other streams");
+  return true;
+}
+
+void Communicator::onStreamLost(transport::Connection& c, const frame::Header& h) {
+  const uint64_t peer = c.peerId();
+  auto it = links_.find(peer);
+  if (c.stream() != 0 || it == links_.end()) return;
+  PeerLink& link = it->second;
+  const int s = h.block < link.streams.size() ? static_cast<int>(h.block) : -1;
+  if (s > 0 && !link.lost.count(s)) {
+    // The peer saw the break first: close this end too.
+    transport::Connection* mine = link.streams[s].get();
+    if (mine) loseStream(link, mine, unavailable("the peer closed it"));
+  }
+  if (s <= 0 || !link.lost.count(s)) {
+    breakLink(peer, protocolError("peer " + std::to_string(peer) + " reported stream " +
+                                  std::to_string(h.block) + " lost, which cannot be replaced"));
+    return;
+  }
+  resendLost(peer, link, s, h.seq);
+}
+
+void Communicator::resendLost(uint64_t peerId, PeerLink& link, int s, uint64_t peerReceived) {
+  auto lost = link.lost.find(s);
+  std::unique_ptr<transport::Connection> conn = std::move(lost->second);
+  link.lost.erase(lost);
+  auto frames = conn->takeUnreceived(peerReceived);
+  graveyard_.push_back(std::move(conn));
+  if (!frames.isOk()) {
+    breakLink(peerId, frames.status());
+    return;
+  }
+  size_t bytes = 0;
+  StripeScheduler& stripe = stripeOf(link);
+  for (const transport::Unreceived& u : *frames) {
+    // Only running operations have frames here (forgetSends drops the rest).
+    Op* op = static_cast<Op*>(u.owner);
+    if (u.sentReported) ++op->sendsOutstanding;  // onSent runs again when it goes out
+    stripe.push({u.h, u.payload, u.owner});
+    bytes += u.h.length;
+  }
+  LOG_INFO("stream " << s << " to peer " << peerId << ": the peer received " << peerReceived
+                     << " frames; " << frames->size() << " frames (" << bytes
+                     << " bytes) go again over the other streams");
+  pumpStripe(link);
+  // The lower peer id dials, as for the whole link.
+  const View& view = proposal_ ? proposal_->view : committed_;
+  const int r = view.rankOf(peerId);
+  if (peerId_ < peerId && r >= 0 && client_) {
+    client_->dialStream(view.members[r], s, static_cast<int>(link.streams.size()), committed_.epoch,
+                        Deadline::afterMs(cfg_.connectTimeoutMs));
+    dialing_.insert(peerId);
+  }
+}
+
+void Communicator::breakLink(uint64_t peer, const Status& st) {
   bool member = committed_.contains(peer) || (proposal_ && proposal_->view.contains(peer));
   if (member && state_ == State::kMember)
     LOG_INFO("data link to peer " << peer << " broke: " << st.toString());

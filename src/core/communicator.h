@@ -103,6 +103,10 @@ class Communicator final : public ProgressEngine::Client,
     std::vector<std::unique_ptr<transport::Connection>> streams;  // by stream index
     int expected = 0;
     std::unique_ptr<StripeScheduler> stripe;  // pools of more than one stream
+    // Streams (not 0) that broke while the peer is alive: closed here and
+    // waiting for the peer's count of the frames it received on them
+    // (kStreamLost), then their other frames are sent on the rest.
+    std::map<int, std::unique_ptr<transport::Connection>> lost;
     bool complete() const;
   };
 
@@ -153,7 +157,22 @@ class Communicator final : public ProgressEngine::Client,
   void applyMeasuredTopology();
   bool trivial(const algo::CollectiveArgs& a) const;
   void closeLink(uint64_t peerId);
+  // Stop watching a connection (it is being closed or replaced).
+  void unwatch(transport::Connection* c);
+  // Drop an operation's queued and retained sends and its receives, on
+  // every stream (it finished, or its view is changing).
+  void forgetSends(Op* op);
   void onConnectionBroken(transport::Connection* c, const Status& st);
+  // The whole link is gone: close it and tell the coordinator.
+  void breakLink(uint64_t peerId, const Status& st);
+  // Replaceable stream c of link broke (or the peer says it did): close it,
+  // send our received count on stream 0. False if the link must break.
+  bool loseStream(PeerLink& link, transport::Connection* c, const Status& why);
+  void onStreamLost(transport::Connection& c, const frame::Header& h);
+  // The peer received peerReceived frames of lost stream s: send the rest
+  // on the other streams, and (the dialing side) dial s again.
+  void resendLost(uint64_t peerId, PeerLink& link, int s, uint64_t peerReceived);
+  StripeScheduler& stripeOf(PeerLink& link);
   void progressConnection(transport::Connection* c, bool* worked);
   // Striped links: hand waiting frames to streams with room, adapt the pool.
   void pumpStripe(PeerLink& link);

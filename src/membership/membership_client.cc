@@ -370,6 +370,13 @@ void MembershipClient::dial(const Member& m, int streams, uint64_t epoch, Deadli
   });
 }
 
+void MembershipClient::dialStream(const Member& m, int stream, int streams, uint64_t epoch,
+                                  Deadline deadline) {
+  asio::post(io_, [this, m, stream, streams, epoch, deadline] {
+    asio::co_spawn(io_, dialLink(m, stream, streams, epoch, deadline), asio::detached);
+  });
+}
+
 asio::awaitable<void> MembershipClient::dialLink(Member m, int stream, int streams, uint64_t epoch,
                                                  Deadline deadline) {
   Status last;

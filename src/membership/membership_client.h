@@ -92,6 +92,8 @@ class MembershipClient {
   // Thread-safe requests.
   void send(control::Type type, std::vector<uint8_t> body);
   void dial(const Member& m, int streams, uint64_t epoch, Deadline deadline);
+  // Dial one stream of a pool again (it broke; the rest are open).
+  void dialStream(const Member& m, int stream, int streams, uint64_t epoch, Deadline deadline);
   // State claimed when (re-)registering: last committed view and the report
   // of the last transition.
   void setClaims(const Claims& claims);

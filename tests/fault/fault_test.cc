@@ -455,3 +455,114 @@ TEST(Fault, SharedStateHolderKilledMidTransfer) {
   }
   EXPECT_EQ(hashes.size(), 1u);
 }
+
+namespace {
+
+// Ports of one data stream of worker p's link to its peer, from the link's
+// log line ("... by stream: 0=41000>39001 1=..."); the latest line wins (a
+// replaced stream is logged again). {0, 0} if not found.
+std::pair<int, int> streamPorts(const Proc& p, int stream) {
+  std::pair<int, int> out{0, 0};
+  const std::string key = "local>remote port by stream:";
+  for (size_t at = p.output().find(key); at != std::string::npos;
+       at = p.output().find(key, at + 1)) {
+    std::string rest = p.output().substr(at + key.size(), 400);
+    rest = rest.substr(0, rest.find(')'));
+    std::string want = " " + std::to_string(stream) + "=";
+    size_t s = rest.find(want);
+    if (s == std::string::npos) continue;
+    int local = 0, remote = 0;
+    if (std::sscanf(rest.c_str() + s + want.size(), "%d>%d", &local, &remote) == 2)
+      out = {local, remote};
+  }
+  return out;
+}
+
+// Abort one TCP socket from outside the process, as a middlebox reset or a
+// NIC failure would: the kernel fails it here and sends a reset to the peer.
+bool killSocket(std::pair<int, int> ports) {
+  std::string cmd = "ss -K -tn '( sport = :" + std::to_string(ports.first) +
+                    " and dport = :" + std::to_string(ports.second) + " )' 2>/dev/null";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return false;
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof(buf), f)) out += buf;
+  return ::pclose(f) == 0 && out.find(":" + std::to_string(ports.second)) != std::string::npos;
+}
+
+long resentFrames(const Proc& p) {
+  long total = 0;
+  for (size_t at = p.output().find("frames; "); at != std::string::npos;
+       at = p.output().find("frames; ", at + 1))
+    total += std::atol(p.output().c_str() + at + 8);
+  return total;
+}
+
+// Streams of a striped pool are killed one after another (socket aborted
+// from outside) while two peers all-reduce 4 MiB buffers: each time the
+// stream is replaced, the frames the peer did not receive go over the other
+// streams, and no operation fails, retries, slows past 5 s or changes the
+// view.
+void killStreamsDuringAllReduces(const std::string& tls) {
+  if (::geteuid() != 0 || std::system("ss -V >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "needs root and ss (iproute2) to abort a socket";
+  TestCoordinator coord([&](chorusCoordinatorParams_t* p) {
+    p->tls = tls == "secret" ? chorusTlsSecret : chorusTlsOff;
+  });
+  ASSERT_TRUE(coord.ok());
+  auto w = Workers::launch(
+      2, coord.address(), "streamkill" + tls,
+      {"--scenario", "loop", "--iters", "400", "--count", "1048576", "--op-timeout-ms", "20000",
+       "--streams", "4"},
+      "test-secret", {"CHORUS_TLS=" + tls, "CHORUS_LOG_LEVEL=info", "CHORUS_SEGMENT_BYTES=65536"});
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+  Proc& a = *w.procs[0];
+  int kills = 0;
+  for (int stream : {2, 1, 2}) {
+    sleepMs(400);
+    a.pump(0);
+    auto before = streamPorts(a, stream);
+    ASSERT_NE(before.first, 0) << "no stream log line\n" << w.dump();
+    ASSERT_TRUE(killSocket(before))
+        << "ss -K found no socket " << before.first << ">" << before.second;
+    ++kills;
+    // Replaced: a new socket for the same stream shows up in the log.
+    bool replaced = false;
+    for (int i = 0; i < 100 && !replaced; ++i) {
+      a.pump(50);
+      replaced = streamPorts(a, stream) != before;
+    }
+    ASSERT_TRUE(replaced) << "stream " << stream << " was not replaced\n" << w.dump();
+  }
+  ASSERT_TRUE(w.waitAll(120000)) << w.dump();
+  long resent = 0;
+  for (auto& p : w.procs) {
+    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    auto ops = opLines(*p);
+    EXPECT_EQ(ops.size(), 400u);
+    for (const OpLine& o : ops) {
+      EXPECT_EQ(o.rc, 0) << "iteration " << o.it;
+      EXPECT_FALSE(o.wrong) << "iteration " << o.it;
+      EXPECT_EQ(o.attempts, 1) << "iteration " << o.it << " was re-run";
+      EXPECT_EQ(o.epoch, ops[0].epoch) << "the view changed at iteration " << o.it;
+      EXPECT_LT(o.us, 5000000) << "iteration " << o.it << " stalled";
+    }
+    EXPECT_NE(p->output().find("broke"), std::string::npos) << "no break seen";
+    resent += resentFrames(*p);
+  }
+  // The kills landed mid-transfer at least once (the pair is busy all the
+  // time), so some frames really were sent again.
+  EXPECT_GT(resent, 0) << w.dump();
+  std::printf("%d stream kills, %ld frames resent\n", kills, resent);
+}
+
+}  // namespace
+
+TEST(Fault, KilledStreamsAreReplacedAndTheirFramesResent) {
+  killStreamsDuringAllReduces("off");
+}
+
+TEST(Fault, KilledStreamsAreReplacedAndTheirFramesResentOverTls) {
+  killStreamsDuringAllReduces("secret");
+}

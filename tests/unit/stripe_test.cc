@@ -141,6 +141,82 @@ TEST_F(StripeTest, ClosedStreamsAreSkippedAndCancelDropsAnOperation) {
   EXPECT_EQ(s.waiting(), 1u);
 }
 
+// A replaceable stream breaks with frames in every state: received whole,
+// in the socket, partly written, still queued. takeUnreceived(count the
+// peer received) must hand back exactly the rest, in order, saying which
+// already reported onSent, and nothing of an operation that was cancelled.
+TEST_F(StripeTest, BrokenStreamHandsBackWhatThePeerDidNotReceive) {
+  open(1);
+  ASSERT_TRUE(near[0]->retainSent());
+  std::vector<uint8_t> payload(40000, 7);
+  Owner a, b;
+  for (uint32_t i = 0; i < 40; ++i) {
+    Owner* o = i % 4 == 3 ? &b : &a;  // every fourth frame belongs to b
+    auto it = item(o, o == &a ? 1 : 2, i, payload.data() + i, 30000);
+    near[0]->postSend(it.h, it.data, it.owner, 0);
+  }
+  Sink sink;
+  // A few rounds: some frames reach the far end whole, more sit in the
+  // socket, one is partly written, the rest wait in the queue.
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(near[0]->progress(sink).isOk());
+    ASSERT_TRUE(far[0]->progress(sink).isOk());
+  }
+  ASSERT_TRUE(near[0]->progress(sink).isOk());
+  const uint64_t received = far[0]->framesReceived();
+  ASSERT_EQ(received, sink.blocks.size());
+  ASSERT_GT(received, 0u);
+  ASSERT_LT(received, 30u) << "the socket took almost everything; the test needs a backlog";
+  const int reportedA = a.sent;
+  const int reportedTotal = a.sent + b.sent;
+  near[0]->cancelSends(&b);  // b finished: its frames are no longer needed
+  EXPECT_FALSE(near[0]->takeUnreceived(received).isOk()) << "the connection is still open";
+  near[0]->close();
+  far[0]->close();
+  EXPECT_FALSE(near[0]->takeUnreceived(reportedTotal + 2).isOk())
+      << "more frames received than were written";
+  auto back = near[0]->takeUnreceived(received);
+  ASSERT_TRUE(back.isOk()) << back.status().toString();
+  std::vector<uint32_t> want;
+  for (uint32_t i = static_cast<uint32_t>(received); i < 40; ++i)
+    if (i % 4 != 3) want.push_back(i);
+  std::vector<uint32_t> got;
+  int alreadyReported = 0;
+  for (const auto& u : *back) {
+    got.push_back(u.h.block);
+    EXPECT_EQ(u.owner, &a);
+    EXPECT_EQ(u.payload, payload.data() + u.h.block);
+    EXPECT_EQ(u.h.length, 30000u);
+    EXPECT_EQ(u.h.tag, 1u);
+    alreadyReported += u.sentReported;
+  }
+  EXPECT_EQ(got, want);
+  // Frames of a written whole and not received are exactly those already
+  // reported sent minus those received.
+  int receivedOfA = 0;
+  for (uint64_t i = 0; i < received; ++i) receivedOfA += i % 4 != 3;
+  EXPECT_EQ(alreadyReported, reportedA - receivedOfA);
+  EXPECT_GT(alreadyReported, 0) << "no frame was lost inside the socket";
+  EXPECT_LT(alreadyReported, static_cast<int>(got.size())) << "no frame was still queued";
+  // Handed back once: nothing remains.
+  auto again = near[0]->takeUnreceived(received);
+  ASSERT_TRUE(again.isOk());
+  EXPECT_TRUE(again->empty());
+}
+
+TEST_F(StripeTest, StreamsKeepNoRecordUnlessAsked) {
+  open(1);
+  uint8_t byte = 1;
+  Owner a;
+  auto it = item(&a, 1, 0, &byte, 1);
+  near[0]->postSend(it.h, it.data, it.owner, 0);
+  Sink sink;
+  drain(sink);
+  near[0]->close();
+  EXPECT_FALSE(near[0]->takeUnreceived(0).isOk());
+  EXPECT_FALSE(near[0]->retainsSent());
+}
+
 TEST_F(StripeTest, AdaptivePoolGrowsWhileThroughputRisesThenHolds) {
   open(16);
   uint8_t byte = 1;

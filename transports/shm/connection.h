@@ -31,6 +31,8 @@ class ShmConnection final : public tcp::TcpConnection {
   const char* transportName() const override { return mode_ == Mode::kShm ? "shm" : "tcp"; }
   Result<ProgressResult> progress(FrameSink& sink) override;
   bool needsPolling() const override { return mode_ != Mode::kTcp; }
+  // Frames in a ring cannot be counted back after a break: not replaceable.
+  bool retainSent() override { return false; }
   bool prepareSleep() override;
   bool wantsWriteReadiness() const override;
   void close() override;

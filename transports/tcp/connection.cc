@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -41,7 +42,7 @@ void TcpConnection::close() {
   ::shutdown(fd_, SHUT_RDWR);
   ::close(fd_);
   fd_ = -1;
-  sendq_.clear();
+  if (!retain_) sendq_.clear();  // else kept for takeUnreceived()
 }
 
 Status TcpConnection::brokenError(const std::string& what, int err) {
@@ -89,6 +90,10 @@ uint32_t TcpConnection::rttUs() const {
 }
 
 void TcpConnection::cancelSends(const SendOwner* owner) {
+  if (!retained_.empty())
+    retained_.erase(std::remove_if(retained_.begin(), retained_.end(),
+                                   [&](const SendItem& it) { return it.owner == owner; }),
+                    retained_.end());
   for (auto it = sendq_.begin(); it != sendq_.end();) {
     if (it->owner == owner) {
       if (it->done == 0) {
@@ -102,6 +107,36 @@ void TcpConnection::cancelSends(const SendOwner* owner) {
     }
     ++it;
   }
+}
+
+Result<std::vector<Unreceived>> TcpConnection::takeUnreceived(uint64_t peerReceived) {
+  if (open_ || !retain_)
+    return failedPrecondition("takeUnreceived needs a closed connection that retained its frames");
+  if (peerReceived > framesStarted_)
+    return protocolError("peer " + std::to_string(peerId_) + " reports " +
+                         std::to_string(peerReceived) + " frames received on stream " +
+                         std::to_string(stream_) + ", but only " + std::to_string(framesStarted_) +
+                         " were sent");
+  std::vector<Unreceived> out;
+  auto add = [&](const SendItem& it, bool sentReported) {
+    if (!it.owner) return;  // control frames and cancelled remainders
+    Unreceived u;
+    Status st = frame::decode(it.header, &u.h);
+    if (!st.isOk()) return;  // encoded by us: cannot happen
+    u.payload = it.payload;
+    u.owner = it.owner;
+    u.cookie = it.cookie;
+    u.sentReported = sentReported;
+    out.push_back(u);
+  };
+  for (const SendItem& it : retained_)
+    if (it.index >= peerReceived) add(it, true);
+  // A partly written frame cannot have arrived whole, so every queued frame
+  // is unreceived.
+  for (const SendItem& it : sendq_) add(it, false);
+  retained_.clear();
+  sendq_.clear();
+  return out;
 }
 
 void TcpConnection::detachReceives(const void* owner) {
@@ -163,6 +198,7 @@ Result<bool> TcpConnection::flushSends() {
     size_t left = static_cast<size_t>(w);
     while (left > 0 && !sendq_.empty()) {
       SendItem& front = sendq_.front();
+      if (front.done == 0) front.index = framesStarted_++;
       size_t total = frame::kHeaderSize + front.length;
       size_t take = total - front.done;
       if (take > left) {
@@ -172,6 +208,7 @@ Result<bool> TcpConnection::flushSends() {
       }
       left -= take;
       if (front.owner) completed_.emplace_back(front.owner, front.cookie);
+      if (retain_ && front.owner) retained_.push_back(std::move(front));
       sendq_.pop_front();
     }
   }
@@ -213,6 +250,7 @@ Status TcpConnection::parseStaged(FrameSink& sink, bool* progressed) {
       inPayload_ = false;
       RecvTarget t = target_;
       target_ = RecvTarget{};
+      ++framesReceived_;
       sink.onFrame(*this, cur_, t);
       if (!open_) return Status::ok();
       continue;
@@ -271,6 +309,7 @@ Result<bool> TcpConnection::readFrames(FrameSink& sink) {
         inPayload_ = false;
         RecvTarget t = target_;
         target_ = RecvTarget{};
+        ++framesReceived_;
         sink.onFrame(*this, cur_, t);
       }
     } else {

@@ -38,6 +38,12 @@ class TcpConnection : public Connection {
   void detachReceives(const void* owner) override;
   void close() override;
   bool isOpen() const override { return open_; }
+  bool retainSent() override {
+    retain_ = true;
+    return true;
+  }
+  bool retainsSent() const override { return retain_; }
+  Result<std::vector<Unreceived>> takeUnreceived(uint64_t peerReceived) override;
 
  protected:
   // The byte stream under the framing. Return bytes moved (> 0), 0 at end of
@@ -58,7 +64,8 @@ class TcpConnection : public Connection {
     uint8_t header[frame::kHeaderSize];
     const uint8_t* payload;  // nullptr: send zeros (cancelled mid-frame)
     uint32_t length;
-    size_t done = 0;  // bytes of header+payload already written
+    size_t done = 0;     // bytes of header+payload already written
+    uint64_t index = 0;  // wire order, set when the first byte is written
     SendOwner* owner;
     uint64_t cookie;
     std::shared_ptr<std::vector<uint8_t>> owned;  // payload copy (postSendCopy)
@@ -68,6 +75,10 @@ class TcpConnection : public Connection {
   Status parseStaged(FrameSink& sink, bool* progressed);
 
   std::deque<SendItem> sendq_;
+  // retainSent(): frames written whole, kept until their owner is cancelled.
+  bool retain_ = false;
+  std::deque<SendItem> retained_;
+  uint64_t framesStarted_ = 0;
   std::vector<std::pair<SendOwner*, uint64_t>> completed_;
 
   // Receive state.
