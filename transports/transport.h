@@ -47,13 +47,16 @@ struct ProgressResult {
   bool didWork = false;  // bytes moved
 };
 
-// A frame handed back by Connection::takeUnreceived, to be sent again.
+// A frame handed back by Connection::takeUnreceived, to be sent again:
+// an operation's (owner set, payload in its memory) or a control frame
+// without owner (DONE, ABORT...: payload copied into `copy`).
 struct Unreceived {
   frame::Header h;
   const void* payload = nullptr;
   SendOwner* owner = nullptr;
   uint64_t cookie = 0;
   bool sentReported = false;  // owner->onSent already ran for it
+  std::vector<uint8_t> copy;
 };
 
 class Connection {
@@ -101,18 +104,20 @@ class Connection {
   virtual bool wantsWriteReadiness() const { return hasPendingSends(); }
   virtual bool isOpen() const = 0;
 
-  // Replaceable streams (a striped pool's streams other than 0): the
-  // connection numbers frames in wire order and keeps a record of each one
-  // it wrote (header and payload pointer, not a copy) until cancelSends()
-  // of its owner, whose memory stays valid until then. When the stream
+  // Replaceable streams (a striped pool's): the connection numbers frames
+  // in wire order and keeps a record of each one it wrote -- an operation's
+  // as header and payload pointer (not a copy) until cancelSends() of its
+  // owner, whose memory stays valid until then; the latest control frames
+  // (no owner) as copies. When the stream
   // breaks, the peer says how many frames it received whole, and
   // takeUnreceived() hands back the rest -- written, partly written or
   // still queued -- to be sent on the other streams. Returns false if the
   // transport cannot.
   virtual bool retainSent() { return false; }
   virtual bool retainsSent() const { return false; }
-  // On a closed connection: every frame with an owner from number
-  // peerReceived on, in order. An error if the count is impossible.
+  // On a closed connection: every frame from number peerReceived on, in
+  // order, except remainders of cancelled ones. An error if the count is
+  // impossible or names control frames no longer kept.
   virtual Result<std::vector<Unreceived>> takeUnreceived(uint64_t /*peerReceived*/) {
     return unimplemented(std::string(transportName()) + " streams cannot be replaced");
   }

@@ -477,6 +477,12 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
   sendPending_.insert(conn);
 }
 
+transport::Connection* Communicator::controlStream(PeerLink& link) {
+  for (auto& c : link.streams)
+    if (c && c->isOpen()) return c.get();
+  return nullptr;
+}
+
 StripeScheduler& Communicator::stripeOf(PeerLink& link) {
   if (!link.stripe)
     link.stripe = std::make_unique<StripeScheduler>(static_cast<int>(link.streams.size()),
@@ -490,10 +496,11 @@ void Communicator::pumpStripe(PeerLink& link) {
   for (auto& c : link.streams)
     if (c) sent += c->bytesSent();
   uint32_t rtt = 0;
-  auto rttUs = [&] { return rtt = link.streams[0] ? link.streams[0]->rttUs() : 0; };
-  if (link.stripe->observe(Clock::now(), sent, rttUs))
-    LOG_INFO("striping to peer " << link.streams[0]->peerId() << ": " << link.stripe->active()
-                                 << " of " << link.stripe->poolSize() << " streams (last window "
+  transport::Connection* control = controlStream(link);
+  auto rttUs = [&] { return rtt = control ? control->rttUs() : 0; };
+  if (link.stripe->observe(Clock::now(), sent, rttUs) && control)
+    LOG_INFO("striping to peer " << control->peerId() << ": " << link.stripe->active() << " of "
+                                 << link.stripe->poolSize() << " streams (last window "
                                  << link.stripe->lastRate() / 1e6 << " MB/s, rtt " << rtt / 1000
                                  << " ms)");
 }
@@ -513,9 +520,10 @@ void Communicator::checkOp(Op* op) {
       for (int r = 0; r < n; ++r) {
         if (r == op->rank_ || !op->task->involves(r)) continue;
         auto it = links_.find(op->peers_[r]);
-        if (it == links_.end() || it->second.streams.empty() || !it->second.streams[0]) continue;
-        it->second.streams[0]->postSend(h, nullptr, nullptr, 0);
-        sendPending_.insert(it->second.streams[0].get());
+        transport::Connection* c = it == links_.end() ? nullptr : controlStream(it->second);
+        if (!c) continue;
+        c->postSend(h, nullptr, nullptr, 0);
+        sendPending_.insert(c);
       }
     }
     if (op->donesReceived < op->donesExpected) return;
@@ -698,9 +706,10 @@ void Communicator::abortOpEverywhere(Op* op, const Status& st) {
   for (int r = 0; r < op->size(); ++r) {
     if (r == op->rank_) continue;
     auto it = links_.find(op->peers_[r]);
-    if (it == links_.end() || it->second.streams.empty() || !it->second.streams[0]) continue;
-    it->second.streams[0]->postSendCopy(h, msg.data());
-    sendPending_.insert(it->second.streams[0].get());
+    transport::Connection* c = it == links_.end() ? nullptr : controlStream(it->second);
+    if (!c) continue;
+    c->postSendCopy(h, msg.data());
+    sendPending_.insert(c);
   }
   LOG_WARN("operation " << op->key.toString() << " failed: " << st.toString());
   finishOp(op, st);
@@ -1295,7 +1304,7 @@ void Communicator::onDataLink(ControlEvent& ev) {
   // A pool's streams other than 0 survive breaking (see loseStream); that
   // needs the completion agreement, which says when a frame is no longer
   // needed by anyone.
-  if (ev.streamCount > 1 && ev.stream > 0 && cfg_.uniformOutcome) conn->retainSent();
+  if (ev.streamCount > 1 && cfg_.uniformOutcome) conn->retainSent();
   Status st = engine_.addFd(conn->fd());
   if (!st.isOk()) {
     LOG_ERROR("cannot watch a data link: " << st.toString());
@@ -1346,16 +1355,16 @@ bool Communicator::loseStream(PeerLink& link, transport::Connection* c, const St
   const int s = c->stream();
   const uint64_t peer = c->peerId();
   if (state_ != State::kMember && state_ != State::kConnecting) return false;
-  if (s <= 0 || s >= static_cast<int>(link.streams.size()) || link.streams[s].get() != c ||
+  if (s < 0 || s >= static_cast<int>(link.streams.size()) || link.streams[s].get() != c ||
       !c->retainsSent() || link.lost.count(s))
     return false;
-  transport::Connection* control = link.streams[0].get();
-  if (!control || !control->isOpen()) return false;
   // Nothing more is read from it: the count is final.
   const uint64_t received = c->framesReceived();
   unwatch(c);
   c->close();
   link.lost[s] = std::move(link.streams[s]);
+  transport::Connection* control = controlStream(link);
+  if (!control) return false;  // every stream is gone: so is the link
   frame::Header h;
   h.type = frame::Type::kStreamLost;
   h.block = static_cast<uint32_t>(s);
@@ -1371,15 +1380,17 @@ bool Communicator::loseStream(PeerLink& link, transport::Connection* c, const St
 void Communicator::onStreamLost(transport::Connection& c, const frame::Header& h) {
   const uint64_t peer = c.peerId();
   auto it = links_.find(peer);
-  if (c.stream() != 0 || it == links_.end()) return;
+  if (it == links_.end()) return;
   PeerLink& link = it->second;
-  const int s = h.block < link.streams.size() ? static_cast<int>(h.block) : -1;
-  if (s > 0 && !link.lost.count(s)) {
+  const int s = h.block < link.streams.size() && static_cast<int>(h.block) != c.stream()
+                    ? static_cast<int>(h.block)
+                    : -1;
+  if (s >= 0 && !link.lost.count(s)) {
     // The peer saw the break first: close this end too.
     transport::Connection* mine = link.streams[s].get();
     if (mine) loseStream(link, mine, unavailable("the peer closed it"));
   }
-  if (s <= 0 || !link.lost.count(s)) {
+  if (s < 0 || !link.lost.count(s)) {
     breakLink(peer, protocolError("peer " + std::to_string(peer) + " reported stream " +
                                   std::to_string(h.block) + " lost, which cannot be replaced"));
     return;
@@ -1399,13 +1410,19 @@ void Communicator::resendLost(uint64_t peerId, PeerLink& link, int s, uint64_t p
   }
   size_t bytes = 0;
   StripeScheduler& stripe = stripeOf(link);
+  transport::Connection* control = controlStream(link);
   for (const transport::Unreceived& u : *frames) {
+    bytes += u.h.length;
+    if (!u.owner) {  // DONE, ABORT, STREAM_LOST: on the control stream
+      if (control) control->postSendCopy(u.h, u.copy.data());
+      continue;
+    }
     // Only running operations have frames here (forgetSends drops the rest).
     Op* op = static_cast<Op*>(u.owner);
     if (u.sentReported) ++op->sendsOutstanding;  // onSent runs again when it goes out
     stripe.push({u.h, u.payload, u.owner});
-    bytes += u.h.length;
   }
+  if (control) sendPending_.insert(control);
   LOG_INFO("stream " << s << " to peer " << peerId << ": the peer received " << peerReceived
                      << " frames; " << frames->size() << " frames (" << bytes
                      << " bytes) go again over the other streams");

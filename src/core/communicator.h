@@ -103,9 +103,9 @@ class Communicator final : public ProgressEngine::Client,
     std::vector<std::unique_ptr<transport::Connection>> streams;  // by stream index
     int expected = 0;
     std::unique_ptr<StripeScheduler> stripe;  // pools of more than one stream
-    // Streams (not 0) that broke while the peer is alive: closed here and
-    // waiting for the peer's count of the frames it received on them
-    // (kStreamLost), then their other frames are sent on the rest.
+    // Streams that broke while the peer is alive: closed here and waiting
+    // for the peer's count of the frames it received on them (kStreamLost),
+    // then their other frames are sent on the rest.
     std::map<int, std::unique_ptr<transport::Connection>> lost;
     bool complete() const;
   };
@@ -166,13 +166,17 @@ class Communicator final : public ProgressEngine::Client,
   // The whole link is gone: close it and tell the coordinator.
   void breakLink(uint64_t peerId, const Status& st);
   // Replaceable stream c of link broke (or the peer says it did): close it,
-  // send our received count on stream 0. False if the link must break.
+  // send our received count on the control stream. False if the link must
+  // break.
   bool loseStream(PeerLink& link, transport::Connection* c, const Status& why);
   void onStreamLost(transport::Connection& c, const frame::Header& h);
   // The peer received peerReceived frames of lost stream s: send the rest
   // on the other streams, and (the dialing side) dial s again.
   void resendLost(uint64_t peerId, PeerLink& link, int s, uint64_t peerReceived);
   StripeScheduler& stripeOf(PeerLink& link);
+  // Where DONE, ABORT and STREAM_LOST go: the lowest-numbered open stream
+  // (receivers take them from any stream), or null.
+  transport::Connection* controlStream(PeerLink& link);
   void progressConnection(transport::Connection* c, bool* worked);
   // Striped links: hand waiting frames to streams with room, adapt the pool.
   void pumpStripe(PeerLink& link);

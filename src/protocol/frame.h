@@ -25,7 +25,7 @@ enum class Type : uint8_t {
   kAbort = 3,  // sender failed the operation; payload = UTF-8 reason; block = Code
   kPing = 4,   // latency/bandwidth probe (payload echoed)
   kPong = 5,
-  // On stream 0: the sender closed its end of stream `block` (it broke) and
+  // On any other stream: the sender closed its end of stream `block` (it broke) and
   // received `seq` frames on it whole; the frames after those are resent.
   kStreamLost = 6,
 };

@@ -143,17 +143,37 @@ TEST_F(StripeTest, ClosedStreamsAreSkippedAndCancelDropsAnOperation) {
 
 // A replaceable stream breaks with frames in every state: received whole,
 // in the socket, partly written, still queued. takeUnreceived(count the
-// peer received) must hand back exactly the rest, in order, saying which
-// already reported onSent, and nothing of an operation that was cancelled.
+// peer received) must hand back exactly the rest, in order: operations'
+// frames (saying which already reported onSent; nothing of an operation
+// that was cancelled) and control frames (DONE, ABORT) with their payload.
 TEST_F(StripeTest, BrokenStreamHandsBackWhatThePeerDidNotReceive) {
   open(1);
   ASSERT_TRUE(near[0]->retainSent());
+  int small = 64 << 10;  // a backlog at every step, whatever the system default
+  ASSERT_EQ(::setsockopt(near[0]->fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
   std::vector<uint8_t> payload(40000, 7);
   Owner a, b;
+  auto isControl = [](uint32_t i) { return i % 5 == 4; };
+  auto isB = [&](uint32_t i) { return !isControl(i) && i % 4 == 3; };  // b finishes early
+  auto abortText = [](uint32_t i) { return "abort " + std::to_string(i); };
   for (uint32_t i = 0; i < 40; ++i) {
-    Owner* o = i % 4 == 3 ? &b : &a;  // every fourth frame belongs to b
-    auto it = item(o, o == &a ? 1 : 2, i, payload.data() + i, 30000);
-    near[0]->postSend(it.h, it.data, it.owner, 0);
+    if (isControl(i) && i % 2 == 0) {  // a DONE: no payload
+      frame::Header h;
+      h.type = frame::Type::kDone;
+      h.block = i;
+      near[0]->postSend(h, nullptr, nullptr, 0);
+    } else if (isControl(i)) {  // an ABORT: payload copied at posting
+      std::string text = abortText(i);
+      frame::Header h;
+      h.type = frame::Type::kAbort;
+      h.block = i;
+      h.length = static_cast<uint32_t>(text.size());
+      near[0]->postSendCopy(h, text.data());
+    } else {
+      Owner* o = isB(i) ? &b : &a;
+      auto it = item(o, o == &a ? 1 : 2, i, payload.data() + i, 30000);
+      near[0]->postSend(it.h, it.data, it.owner, 0);
+    }
   }
   Sink sink;
   // A few rounds: some frames reach the far end whole, more sit in the
@@ -168,36 +188,47 @@ TEST_F(StripeTest, BrokenStreamHandsBackWhatThePeerDidNotReceive) {
   ASSERT_GT(received, 0u);
   ASSERT_LT(received, 30u) << "the socket took almost everything; the test needs a backlog";
   const int reportedA = a.sent;
-  const int reportedTotal = a.sent + b.sent;
   near[0]->cancelSends(&b);  // b finished: its frames are no longer needed
   EXPECT_FALSE(near[0]->takeUnreceived(received).isOk()) << "the connection is still open";
   near[0]->close();
   far[0]->close();
-  EXPECT_FALSE(near[0]->takeUnreceived(reportedTotal + 2).isOk())
-      << "more frames received than were written";
+  EXPECT_FALSE(near[0]->takeUnreceived(40 + 1).isOk()) << "more frames received than were written";
   auto back = near[0]->takeUnreceived(received);
   ASSERT_TRUE(back.isOk()) << back.status().toString();
   std::vector<uint32_t> want;
   for (uint32_t i = static_cast<uint32_t>(received); i < 40; ++i)
-    if (i % 4 != 3) want.push_back(i);
+    if (!isB(i)) want.push_back(i);
   std::vector<uint32_t> got;
-  int alreadyReported = 0;
+  int alreadyReported = 0, controls = 0;
   for (const auto& u : *back) {
-    got.push_back(u.h.block);
+    uint32_t i = u.h.block;
+    got.push_back(i);
+    if (isControl(i)) {
+      ++controls;
+      EXPECT_EQ(u.owner, nullptr);
+      EXPECT_FALSE(u.sentReported);
+      EXPECT_EQ(u.h.type, i % 2 == 0 ? frame::Type::kDone : frame::Type::kAbort);
+      std::string text(u.copy.begin(), u.copy.end());
+      EXPECT_EQ(text, i % 2 == 0 ? "" : abortText(i));
+      EXPECT_EQ(u.h.length, text.size());
+      continue;
+    }
     EXPECT_EQ(u.owner, &a);
-    EXPECT_EQ(u.payload, payload.data() + u.h.block);
+    EXPECT_EQ(u.payload, payload.data() + i);
     EXPECT_EQ(u.h.length, 30000u);
     EXPECT_EQ(u.h.tag, 1u);
     alreadyReported += u.sentReported;
   }
   EXPECT_EQ(got, want);
+  EXPECT_GT(controls, 1);
   // Frames of a written whole and not received are exactly those already
   // reported sent minus those received.
   int receivedOfA = 0;
-  for (uint64_t i = 0; i < received; ++i) receivedOfA += i % 4 != 3;
+  for (uint32_t i = 0; i < received; ++i) receivedOfA += !isControl(i) && !isB(i);
   EXPECT_EQ(alreadyReported, reportedA - receivedOfA);
   EXPECT_GT(alreadyReported, 0) << "no frame was lost inside the socket";
-  EXPECT_LT(alreadyReported, static_cast<int>(got.size())) << "no frame was still queued";
+  EXPECT_LT(alreadyReported, static_cast<int>(got.size()) - controls)
+      << "no frame was still queued";
   // Handed back once: nothing remains.
   auto again = near[0]->takeUnreceived(received);
   ASSERT_TRUE(again.isOk());

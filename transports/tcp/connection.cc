@@ -24,6 +24,9 @@ constexpr size_t kDiscardSize = 64 << 10;
 constexpr int kMaxIov = 64;
 // Source of filler bytes for a frame cancelled after it was partly written.
 const uint8_t kZeros[16 << 10] = {};
+// Control frames (DONE, ABORT, STREAM_LOST) kept for resending: a stream
+// that breaks after this many more have gone out cannot be replaced.
+constexpr size_t kMaxRetainedControl = 16384;
 }  // namespace
 
 TcpConnection::TcpConnection(int fd, uint64_t peerId, int stream)
@@ -60,6 +63,7 @@ void TcpConnection::postSend(const frame::Header& h, const void* payload, SendOw
   item.length = h.length;
   item.owner = owner;
   item.cookie = cookie;
+  item.control = owner == nullptr && h.length == 0;
   if (h.length > 0 && payload == nullptr) item.payload = nullptr;
   sendq_.push_back(item);
 }
@@ -73,6 +77,7 @@ void TcpConnection::postSendCopy(const frame::Header& h, const void* payload) {
   item.length = h.length;
   item.owner = nullptr;
   item.cookie = 0;
+  item.control = true;
   sendq_.push_back(std::move(item));
 }
 
@@ -104,6 +109,7 @@ void TcpConnection::cancelSends(const SendOwner* owner) {
       // it because the operation is gone on both sides.
       it->payload = nullptr;
       it->owner = nullptr;
+      it->control = false;
     }
     ++it;
   }
@@ -117,24 +123,38 @@ Result<std::vector<Unreceived>> TcpConnection::takeUnreceived(uint64_t peerRecei
                          std::to_string(peerReceived) + " frames received on stream " +
                          std::to_string(stream_) + ", but only " + std::to_string(framesStarted_) +
                          " were sent");
+  if (peerReceived < controlFloor_)
+    return resourceExhausted("peer " + std::to_string(peerId_) + " missed control frames from " +
+                             std::to_string(peerReceived) + " on stream " +
+                             std::to_string(stream_) + "; only those from " +
+                             std::to_string(controlFloor_) + " were kept");
+  std::vector<std::pair<uint64_t, Unreceived>> written;
   std::vector<Unreceived> out;
-  auto add = [&](const SendItem& it, bool sentReported) {
-    if (!it.owner) return;  // control frames and cancelled remainders
+  auto make = [&](const SendItem& it, bool sentReported) {
     Unreceived u;
-    Status st = frame::decode(it.header, &u.h);
-    if (!st.isOk()) return;  // encoded by us: cannot happen
-    u.payload = it.payload;
+    frame::decode(it.header, &u.h);  // encoded here: cannot fail
     u.owner = it.owner;
     u.cookie = it.cookie;
     u.sentReported = sentReported;
-    out.push_back(u);
+    if (it.owner)
+      u.payload = it.payload;
+    else if (it.owned)
+      u.copy = *it.owned;
+    return u;
   };
   for (const SendItem& it : retained_)
-    if (it.index >= peerReceived) add(it, true);
+    if (it.index >= peerReceived) written.emplace_back(it.index, make(it, true));
+  for (const SendItem& it : retainedControl_)
+    if (it.index >= peerReceived) written.emplace_back(it.index, make(it, false));
+  std::sort(written.begin(), written.end(),
+            [](const auto& x, const auto& y) { return x.first < y.first; });
+  for (auto& [index, u] : written) out.push_back(std::move(u));
   // A partly written frame cannot have arrived whole, so every queued frame
-  // is unreceived.
-  for (const SendItem& it : sendq_) add(it, false);
+  // is unreceived (remainders of cancelled frames are not needed).
+  for (const SendItem& it : sendq_)
+    if (it.owner || it.control) out.push_back(make(it, false));
   retained_.clear();
+  retainedControl_.clear();
   sendq_.clear();
   return out;
 }
@@ -208,7 +228,15 @@ Result<bool> TcpConnection::flushSends() {
       }
       left -= take;
       if (front.owner) completed_.emplace_back(front.owner, front.cookie);
-      if (retain_ && front.owner) retained_.push_back(std::move(front));
+      if (retain_ && front.owner) {
+        retained_.push_back(std::move(front));
+      } else if (retain_ && front.control) {
+        retainedControl_.push_back(std::move(front));
+        if (retainedControl_.size() > kMaxRetainedControl) {
+          controlFloor_ = retainedControl_.front().index + 1;
+          retainedControl_.pop_front();
+        }
+      }
       sendq_.pop_front();
     }
   }

@@ -64,8 +64,9 @@ class TcpConnection : public Connection {
     uint8_t header[frame::kHeaderSize];
     const uint8_t* payload;  // nullptr: send zeros (cancelled mid-frame)
     uint32_t length;
-    size_t done = 0;     // bytes of header+payload already written
-    uint64_t index = 0;  // wire order, set when the first byte is written
+    size_t done = 0;       // bytes of header+payload already written
+    uint64_t index = 0;    // wire order, set when the first byte is written
+    bool control = false;  // no owner, payload (if any) owned: resendable
     SendOwner* owner;
     uint64_t cookie;
     std::shared_ptr<std::vector<uint8_t>> owned;  // payload copy (postSendCopy)
@@ -75,9 +76,13 @@ class TcpConnection : public Connection {
   Status parseStaged(FrameSink& sink, bool* progressed);
 
   std::deque<SendItem> sendq_;
-  // retainSent(): frames written whole, kept until their owner is cancelled.
+  // retainSent(): frames written whole, kept until their owner is cancelled;
+  // control frames, the latest kMaxRetainedControl (controlFloor_: index
+  // after the last one dropped).
   bool retain_ = false;
   std::deque<SendItem> retained_;
+  std::deque<SendItem> retainedControl_;
+  uint64_t controlFloor_ = 0;
   uint64_t framesStarted_ = 0;
   std::vector<std::pair<SendOwner*, uint64_t>> completed_;
 
