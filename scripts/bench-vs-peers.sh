@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# chorus-bench beside the peers (Gloo, Open MPI over TCP and over shared
-# memory) on this machine, in one run, with the methodology of
+# chorus-bench (over TCP, and over its shared-memory transport) beside the
+# peers (Gloo, Open MPI over TCP and over shared memory) on this machine, in
+# one run, with the methodology of
 # ../shared/bench/peers (float32 sum, same sizes, ~TARGET s per size,
 # several launches, best launch per cell).
 #
@@ -38,6 +39,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
     echo "[rep $rep] chorus N=$N" >&2
     build/tools/chorus-bench --peers "$N" --sizes "$SIZES" --target-sec "$TARGET" --max-iters 2000 \
       --csv tcp | rec "$rep"
+    echo "[rep $rep] chorus shm N=$N" >&2
+    CHORUS_SHM=1 build/tools/chorus-bench --peers "$N" --sizes "$SIZES" --target-sec "$TARGET" \
+      --max-iters 2000 --csv shm | rec "$rep"
     echo "[rep $rep] mpi tcp N=$N" >&2
     "${MPIRUN[@]}" -np "$N" --mca pml ob1 --mca btl tcp,self "$work/bin/mpi_bench" tcp "$SIZES" \
       "$TARGET" 5 2000 2>/dev/null | rec "$rep"

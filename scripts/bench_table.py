@@ -35,20 +35,34 @@ def cell(r):
 
 Ns = sorted({k[2] for k in best})
 sizes = sorted({k[3] for k in best})
+shm = any(k[0] == "chorus" and k[1] == "shm" for k in best)
+
+
+def ratio(mine, peers):
+    peers = [r for r in peers if r]
+    if not mine or not peers:
+        return "-"
+    bp = min(peers, key=lambda r: float(r["time_us"]))
+    return f"{float(bp['time_us']) / float(mine['time_us']):.2f}x"
+
+
 for n in Ns:
     print(f"\n#### N = {n} (mean time per op / busbw GB/s; best of {max(len(v) for v in launches.values())} launches)\n")
-    print("| size | Chorus (TCP) | Open MPI TCP | best Gloo (variant) | Open MPI shm | Chorus busbw vs best TCP peer |")
-    print("|---|---|---|---|---|---|")
+    head = "| size | Chorus (TCP) | Open MPI TCP | best Gloo (variant) | Open MPI shm |"
+    head += " Chorus busbw vs best TCP peer |"
+    if shm:
+        head += " Chorus (shm) | Chorus shm vs best peer |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
     for b in sizes:
         ch = best.get(("chorus", "tcp", n, b))
+        cs = best.get(("chorus", "shm", n, b))
         mt = best.get(("mpi", "tcp", n, b))
         ms = best.get(("mpi", "sm", n, b))
         gl = [r for k, r in best.items() if k[0] == "gloo" and k[2] == n and k[3] == b]
         g = min(gl, key=lambda r: float(r["time_us"])) if gl else None
-        peers = [r for r in (mt, g) if r]
-        ratio = "-"
-        if ch and peers:
-            bp = min(peers, key=lambda r: float(r["time_us"]))
-            ratio = f"{float(bp['time_us']) / float(ch['time_us']):.2f}x"
         gtxt = f"{cell(g)} ({g['variant']})" if g else "-"
-        print(f"| {human(b)} | {cell(ch)} | {cell(mt)} | {gtxt} | {cell(ms)} | {ratio} |")
+        line = f"| {human(b)} | {cell(ch)} | {cell(mt)} | {gtxt} | {cell(ms)} | {ratio(ch, (mt, g))} |"
+        if shm:
+            line += f" {cell(cs)} | {ratio(cs, (mt, g, ms))} |"
+        print(line)
