@@ -3,12 +3,16 @@
 //   chorus-stress --peers 5 --duration 60 --seed 7
 //   chorus-stress --peers 8 --duration 600 --mean-interval-ms 3000
 //   chorus-stress --peers 4 --script "1500:kill,3000:join,4500:coord,6000:stop,8000:leave"
+//   chorus-stress --peers 4 --streams 4 --events stream,kill   (as root: stream uses ss -K)
 //
 // Launches a coordinator and N peers (child processes of this binary). Each
 // peer runs a training-style loop: admit pending peers, one blocking and
 // several concurrent asynchronous all-reduces per step, every result checked
 // for its exact value. The launcher applies churn -- kill -9, SIGSTOP,
-// graceful leave, join, coordinator kill and restart -- and checks across
+// graceful leave, join, coordinator kill and restart, one data connection
+// of a peer aborted from outside (`stream`, with `ss -K`: on pools of
+// several streams the connection is replaced and no operation may fail
+// because of it) -- and checks across
 // peers that every operation had one outcome and, when it succeeded, the
 // same bytes everywhere. It reports operations, failures by kind, detection
 // and recovery latencies (p50/p99/max) and exits non-zero on any parity
@@ -26,6 +30,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <set>
@@ -241,7 +246,8 @@ struct Options {
   int asyncOps = 4;
   int failureTimeoutMs = 1000;
   int hangMs = 30000;
-  std::string logDir;  // write every child's output here at the end
+  std::string logDir;   // write every child's output here at the end
+  std::string streams;  // data streams per peer pair (CHORUS_CONNECTIONS_PER_PEER), "" = default
 };
 
 struct Peer {
@@ -280,6 +286,35 @@ int freePort() {
   return port;
 }
 
+// Abort one established data connection of process pid (not its coordinator
+// link) from outside: the kernel fails the socket and resets the other end.
+// Returns false if there was none or ss could not (not root, old kernel).
+bool abortDataConnection(pid_t pid, int coordinatorPort, std::mt19937& rng) {
+  FILE* f = ::popen("ss -tnpH state established 2>/dev/null", "r");
+  if (!f) return false;
+  std::vector<std::pair<std::string, std::string>> socks;  // local port, peer port
+  char buf[1024];
+  const std::string owner = "pid=" + std::to_string(pid) + ",";
+  const std::string coordPort = std::to_string(coordinatorPort);
+  while (std::fgets(buf, sizeof(buf), f)) {
+    std::string line = buf;
+    if (line.find(owner) == std::string::npos) continue;
+    std::istringstream is(line);
+    std::string recvq, sendq, local, peer;
+    if (!(is >> recvq >> sendq >> local >> peer)) continue;
+    std::string lport = local.substr(local.rfind(':') + 1),
+                pport = peer.substr(peer.rfind(':') + 1);
+    if (lport == coordPort || pport == coordPort) continue;
+    socks.emplace_back(lport, pport);
+  }
+  ::pclose(f);
+  if (socks.empty()) return false;
+  auto [lport, pport] = socks[rng() % socks.size()];
+  std::string cmd =
+      "ss -K -tnH '( sport = :" + lport + " and dport = :" + pport + " )' 2>/dev/null | grep -q .";
+  return std::system(cmd.c_str()) == 0;
+}
+
 std::string pct(std::vector<int64_t> v) {
   if (v.empty()) return "n/a";
   std::sort(v.begin(), v.end());
@@ -298,6 +333,7 @@ int runLauncher(const Options& o) {
   std::mt19937 rng(o.seed);
   std::string secret = chorus_tools::randomSecret();
   setenv("CHORUS_SECRET", secret.c_str(), 1);
+  if (!o.streams.empty()) setenv("CHORUS_CONNECTIONS_PER_PEER", o.streams.c_str(), 1);
   int port = freePort();
   std::string addr = "127.0.0.1:" + std::to_string(port);
   auto startCoordinator = [&] {
@@ -392,6 +428,13 @@ int runLauncher(const Options& o) {
       events.push_back({"coord", now, lastViewSize});
       return;
     }
+    if (kind == "stream") {
+      if (a.empty()) return;
+      if (abortDataConnection(peers[a[rng() % a.size()]].proc->pid(), port, rng)) {
+        events.push_back({"stream", now, lastViewSize});
+      }
+      return;
+    }
     if (static_cast<int>(a.size()) <= o.minPeers || !coord) return;
     int victim = a[rng() % a.size()];
     Peer& p = peers[victim];
@@ -445,7 +488,7 @@ int runLauncher(const Options& o) {
           // Detection / recovery of churn events.
           int contributors = std::stoi(f["contributors"]);
           for (Event& e : events) {
-            if (e.kind == "join" || e.kind == "coord" || t < e.t) continue;
+            if (e.kind == "join" || e.kind == "coord" || e.kind == "stream" || t < e.t) continue;
             bool fewer = rc == 0 && contributors < e.viewSize;
             if ((rc == 9 || fewer) && e.detected < 0) e.detected = t - e.t;
             if (fewer && e.recovered < 0) e.recovered = t - e.t;
@@ -626,7 +669,8 @@ int main(int argc, char** argv) {
   app.add_option("--ops", o.maxOps, "stop after this many operations (0 = by duration)");
   app.add_option("--seed", o.seed, "random seed for the churn schedule");
   app.add_option("--churn", o.churn, "random or none");
-  app.add_option("--events", o.events, "random event kinds: kill,stop,leave,join,coord");
+  app.add_option("--events", o.events, "random event kinds: kill,stop,leave,join,coord,stream");
+  app.add_option("--streams", o.streams, "data streams per peer pair (a number or auto)");
   app.add_option("--script", o.script, "scripted churn: ms:kind,... (overrides --churn)");
   app.add_option("--mean-interval-ms", o.meanIntervalMs, "mean time between random events");
   app.add_option("--stop-ms", o.stopMs, "how long a SIGSTOPped peer stays stopped");
