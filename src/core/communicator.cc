@@ -1301,9 +1301,9 @@ void Communicator::onDataLink(ControlEvent& ev) {
     slot->close();
     graveyard_.push_back(std::move(slot));
   }
-  // A pool's streams other than 0 survive breaking (see loseStream); that
-  // needs the completion agreement, which says when a frame is no longer
-  // needed by anyone.
+  // A pool's streams survive breaking while another stream is open (see
+  // loseStream); that needs the completion agreement, which says when a
+  // frame is no longer needed by anyone.
   if (ev.streamCount > 1 && cfg_.uniformOutcome) conn->retainSent();
   Status st = engine_.addFd(conn->fd());
   if (!st.isOk()) {

@@ -26,7 +26,7 @@ constexpr int kMaxIov = 64;
 const uint8_t kZeros[16 << 10] = {};
 // Control frames (DONE, ABORT, STREAM_LOST) kept for resending: a stream
 // that breaks after this many more have gone out cannot be replaced.
-constexpr size_t kMaxRetainedControl = 16384;
+constexpr size_t kMaxRetainedControl = 4096;
 }  // namespace
 
 TcpConnection::TcpConnection(int fd, uint64_t peerId, int stream)
