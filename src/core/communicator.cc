@@ -934,6 +934,15 @@ bool Communicator::wantsBackgroundProgress() {
          !inputBuffered_.empty();
 }
 
+bool Communicator::needsReadyFds() {
+  // Links that are polled every pass (shared memory) need epoll only for
+  // wake-ups while sleeping and for the end of stream, which they also find
+  // by reading their socket themselves.
+  for (auto& [fd, c] : byFd_)
+    if (!c->needsPolling()) return true;
+  return false;
+}
+
 Deadline Communicator::nextTimer() {
   // Shared-memory data, or TLS plaintext, already waiting.
   if (pollAgain_ || !inputBuffered_.empty()) return Deadline::afterMs(0);
@@ -1252,7 +1261,7 @@ void Communicator::applyViewPolicy() {
     if (m.hostId == hostId_) ++local;
   bool oversubscribed = local > onlineCpus();
   int spinUs = cfg_.spinUs >= 0 ? cfg_.spinUs : (oversubscribed ? 200 : 50);
-  engine_.setSpinPolicy(spinUs, oversubscribed);
+  engine_.setSpinPolicy(spinUs, oversubscribed, /*adaptive=*/cfg_.spinUs < 0);
   costInputs_ = algo::costInputsFor(n, &topology_, local, onlineCpus(), segmentBytes_);
 }
 

@@ -89,6 +89,7 @@ class Communicator final : public ProgressEngine::Client,
   void beforeSleep() override;
   bool wantsBackgroundProgress() override;
   Deadline nextTimer() override;
+  bool needsReadyFds() override;
   // FrameSink
   transport::RecvTarget onHeader(transport::Connection& c, const frame::Header& h) override;
   void onFrame(transport::Connection& c, const frame::Header& h,

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -26,18 +27,16 @@ Status ProgressEngine::init(Client* client, int spinUs) {
   spinNs_ = spinUs * 1000;
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) return systemError("epoll_create1", errno);
+  // The engine thread's wake-up; not in the epoll set (see sleepers_).
   wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wakeFd_ < 0) return systemError("eventfd", errno);
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.fd = wakeFd_;
-  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wakeFd_, &ev) != 0) return systemError("epoll_ctl", errno);
   return Status::ok();
 }
 
-void ProgressEngine::setSpinPolicy(int spinUs, bool yieldWhileSpinning) {
+void ProgressEngine::setSpinPolicy(int spinUs, bool yieldWhileSpinning, bool adaptive) {
   spinNs_ = spinUs * 1000;
   yieldWhileSpinning_ = yieldWhileSpinning;
+  adaptiveSpin_ = adaptive;
 }
 
 void ProgressEngine::startThread() {
@@ -78,28 +77,52 @@ void ProgressEngine::setWriteInterest(int fd, bool want) {
   if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) it->second = want;
 }
 
-void ProgressEngine::wake() {
+namespace {
+void signal(int fd) {
   uint64_t one = 1;
-  ssize_t r = ::write(wakeFd_, &one, sizeof(one));
+  ssize_t r = ::write(fd, &one, sizeof(one));
   (void)r;
+}
+void drain(int fd) {
+  uint64_t v;
+  ssize_t r = ::read(fd, &v, sizeof(v));
+  (void)r;
+}
+
+// One eventfd per thread that ever sleeps in driveUntil, closed with it.
+struct ThreadWakeFd {
+  int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  ~ThreadWakeFd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+thread_local ThreadWakeFd tlsWake;
+}  // namespace
+
+void ProgressEngine::wake() {
+  signal(wakeFd_);
+  wakeSleepers();
   parkCv_.notify_one();
+}
+
+void ProgressEngine::wakeSleepers() {
+  std::lock_guard<std::mutex> lk(sleepersMu_);
+  for (int fd : sleepers_) signal(fd);
+}
+
+bool ProgressEngine::sleepOn(int ownWakeFd, int timeoutMs) {
+  pollfd p[2] = {{epfd_, POLLIN, 0}, {ownWakeFd, POLLIN, 0}};
+  int n = ::poll(p, 2, timeoutMs);
+  if (n > 0 && (p[1].revents & POLLIN)) drain(ownWakeFd);
+  return n > 0;
 }
 
 int ProgressEngine::waitReady(int timeoutMs, int* out) {
   epoll_event evs[kMaxEvents];
   int n = ::epoll_wait(epfd_, evs, kMaxEvents, timeoutMs);
   if (n <= 0) return 0;
-  int k = 0;
-  for (int i = 0; i < n; ++i) {
-    if (evs[i].data.fd == wakeFd_) {
-      uint64_t v;
-      ssize_t r = ::read(wakeFd_, &v, sizeof(v));
-      (void)r;
-      // Report the wake descriptor too: the client drains its inbox.
-    }
-    out[k++] = evs[i].data.fd;
-  }
-  return k;
+  for (int i = 0; i < n; ++i) out[i] = evs[i].data.fd;
+  return n;
 }
 
 bool ProgressEngine::passLocked(int nReady) {
@@ -109,51 +132,76 @@ bool ProgressEngine::passLocked(int nReady) {
 void ProgressEngine::pollOnce() {
   std::lock_guard<std::mutex> lk(mu_);
   int n = waitReady(0, readyBuf_);
-  passLocked(n);
+  if (passLocked(n) && drivers_.load() > 0) wakeSleepers();  // a sleeping caller may be done
 }
 
 bool ProgressEngine::driveUntil(const std::function<bool()>& done, Deadline deadline) {
   drivers_.fetch_add(1);
-  int64_t lastWork = nowNs();
+  int64_t now = nowNs(), lastWork = now, lastFdCheck = 0;
   bool ok = true;
   for (;;) {
     bool worked;
     {
       std::lock_guard<std::mutex> lk(mu_);
       if (done()) break;
-      int n = waitReady(0, readyBuf_);
+      int n = 0;
+      if (client_->needsReadyFds() || now - lastFdCheck >= kFdCheckNs) {
+        n = waitReady(0, readyBuf_);
+        lastFdCheck = now;
+      }
       worked = passLocked(n);
       if (done()) break;
+      // Another caller driving at the same time may be asleep waiting for
+      // what this pass just finished.
+      if (worked && drivers_.load() > 1) wakeSleepers();
     }
     if (deadline.expired()) {
       std::lock_guard<std::mutex> lk(mu_);
       ok = done();
       break;
     }
-    int64_t now = nowNs();
+    now = nowNs();
     if (worked) {
       lastWork = now;
       continue;
     }
-    if (now - lastWork < spinNs_) {
+    int64_t spin = spinNs_;
+    if (adaptiveSpin_ && now < boostUntilNs_ && spin < kBoostSpinNs) spin = kBoostSpinNs;
+    if (now - lastWork < spin) {
       if (yieldWhileSpinning_) sched_yield();
       continue;
     }
     // Nothing moved for a while: sleep until a socket or the wake fd fires.
     int timeoutMs;
+    const int ownWake = tlsWake.fd;
     {
       std::lock_guard<std::mutex> lk(mu_);
+      if (done()) break;
       client_->beforeSleep();
       Deadline next = Deadline::earliest(deadline, client_->nextTimer());
       timeoutMs = next.remainingMs(100);
+      // Registered under the engine lock: a pass after this one kicks us.
+      std::lock_guard<std::mutex> sl(sleepersMu_);
+      sleepers_.push_back(ownWake);
     }
-    int scratch[kMaxEvents];
-    waitReady(timeoutMs, scratch);
-    lastWork = nowNs();
+    int64_t sleptFrom = nowNs();
+    int woke = sleepOn(ownWake, timeoutMs) ? 1 : 0;
+    {
+      std::lock_guard<std::mutex> sl(sleepersMu_);
+      sleepers_.erase(std::find(sleepers_.begin(), sleepers_.end(), ownWake));
+    }
+    lastWork = now = nowNs();
+    if (woke > 0 && now - sleptFrom < kShortSleepNs) boostUntilNs_ = now + kBoostForNs;
+    lastFdCheck = 0;  // what woke us is read by the next pass
   }
   lastDriveEndNs_.store(nowNs());
   drivers_.fetch_sub(1);
   return ok;
+}
+
+void ProgressEngine::testDelay() {
+  if (int us = testPassDelayUs_.load(std::memory_order_relaxed))
+    std::this_thread::sleep_for(std::chrono::microseconds(us));
 }
 
 void ProgressEngine::threadMain() {
@@ -182,22 +230,22 @@ void ProgressEngine::threadMain() {
       // new operation) only. Data for operations not started here stays in
       // the socket until someone calls them.
       pollfd pfd{wakeFd_, POLLIN, 0};
-      if (::poll(&pfd, 1, timeoutMs) > 0) {
-        uint64_t v;
-        ssize_t r = ::read(wakeFd_, &v, sizeof(v));
-        (void)r;
-      }
+      if (::poll(&pfd, 1, timeoutMs) > 0) drain(wakeFd_);
       if (stop_.load()) break;
       if (drivers_.load() > 0) continue;
+      testDelay();
       std::lock_guard<std::mutex> lk(mu_);
-      passLocked(0);
+      // Checked again under the lock: a pass here must not finish a caller's
+      // operation between that caller's last look and its sleep.
+      if (drivers_.load() == 0) passLocked(0);
       continue;
     }
-    int scratch[kMaxEvents];
-    waitReady(timeoutMs, scratch);
+    sleepOn(wakeFd_, timeoutMs);
     if (stop_.load()) break;
     if (drivers_.load() > 0) continue;
+    testDelay();
     std::lock_guard<std::mutex> lk(mu_);
+    if (drivers_.load() > 0) continue;  // as above
     // Poll again under the lock: a driver may have consumed the events.
     int n = waitReady(0, readyBuf_);
     passLocked(n);

@@ -3,12 +3,16 @@
 // Threads and locks: all communicator state (connections, operations, views)
 // is guarded by the engine lock (mutex()). Two kinds of thread take it:
 //  - a caller blocked in a Chorus call drives progress itself (driveUntil):
-//    it polls for a short spin, then sleeps in epoll_wait on the sockets, so
-//    the kernel wakes exactly the thread that waits -- no hand-off to another
-//    thread on the hot path (on a 2-core box with a 4 ms scheduler tick a
-//    hand-off can cost a whole tick);
+//    it polls for a short spin, then sleeps on the sockets' epoll set and its
+//    own eventfd, so the kernel wakes exactly the thread that waits -- no
+//    hand-off to another thread on the hot path (on a 2-core box with a 4 ms
+//    scheduler tick a hand-off can cost a whole tick). Several callers may
+//    drive at once (an application thread and the background snapshot
+//    thread): a pass that moved anything kicks the others' eventfds, since
+//    it may have consumed what they sleep for;
 //  - the engine's own thread drives progress only while no caller does (for
-//    asynchronous operations and control traffic), and parks otherwise.
+//    asynchronous operations and control traffic), and parks otherwise; it
+//    re-checks that under the lock before each pass.
 // The lock is never held while sleeping. Lock order: engine lock, then any
 // lock of the communicator's inbox; never the reverse.
 #pragma once
@@ -19,6 +23,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "src/core/clock.h"
 #include "src/core/status.h"
@@ -40,6 +45,10 @@ class ProgressEngine {
     virtual bool wantsBackgroundProgress() = 0;
     // Under the lock: the next deadline that needs a pass.
     virtual Deadline nextTimer() = 0;
+    // Under the lock: must every pass ask epoll which descriptors are ready?
+    // False when every link is polled anyway (shared memory): a spinning
+    // caller then skips that syscall, asking only every kFdCheckNs.
+    virtual bool needsReadyFds() { return true; }
   };
 
   ProgressEngine();
@@ -48,9 +57,17 @@ class ProgressEngine {
   ProgressEngine& operator=(const ProgressEngine&) = delete;
 
   Status init(Client* client, int spinUs);
+  // Tests only: the engine thread pauses this long between deciding that no
+  // caller drives and taking the lock for its pass, which widens the window
+  // a caller can enter through (see threadMain).
+  void delayBackgroundPassesForTest(int us) { testPassDelayUs_.store(us); }
   // Spin time before sleeping, and whether to yield the CPU while spinning
   // (when more peers share this host than it has cores).
-  void setSpinPolicy(int spinUs, bool yieldWhileSpinning);
+  // adaptive: after a sleep that a wake-up ended within kShortSleepNs (the
+  // peers are exchanging, just not at this instant), spin at least
+  // kBoostSpinNs before the next sleep. Without it two peers can settle into
+  // taking turns sleeping, paying two wake-ups (~130 us here) per message.
+  void setSpinPolicy(int spinUs, bool yieldWhileSpinning, bool adaptive = false);
   void startThread();
   void stopThread();
 
@@ -59,7 +76,8 @@ class ProgressEngine {
   Status addFd(int fd);
   void removeFd(int fd);
   void setWriteInterest(int fd, bool want);
-  // From any thread: make a sleeping driver or the engine thread run a pass.
+  // From any thread: make every sleeping driver and the engine thread run a
+  // pass.
   void wake();
 
   // Drive on the calling thread until done() (evaluated under the lock) is
@@ -70,15 +88,27 @@ class ProgressEngine {
 
  private:
   void threadMain();
+  void testDelay();
   // epoll_wait; writes ready descriptors to out (kMaxEvents entries).
   int waitReady(int timeoutMs, int* out);
+  // Sleeps until a registered descriptor is ready, ownWakeFd is written, or
+  // the timeout; true if something woke it.
+  bool sleepOn(int ownWakeFd, int timeoutMs);
+  // Kicks the drivers asleep in sleepOn (not the engine thread).
+  void wakeSleepers();
   bool passLocked(int nReady);
 
   Client* client_ = nullptr;
   int epfd_ = -1;
   int wakeFd_ = -1;
   int spinNs_ = 50000;
+  static constexpr int64_t kFdCheckNs = 20'000;
   bool yieldWhileSpinning_ = false;
+  bool adaptiveSpin_ = false;
+  int64_t boostUntilNs_ = 0;  // spin at least kBoostSpinNs until then
+  static constexpr int64_t kShortSleepNs = 1'000'000;
+  static constexpr int64_t kBoostSpinNs = 1'000'000;
+  static constexpr int64_t kBoostForNs = 100'000'000;
   std::mutex mu_;
   std::unordered_map<int, bool> writeInterest_;
   static constexpr int kMaxEvents = 64;
@@ -87,7 +117,12 @@ class ProgressEngine {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<int> drivers_{0};
+  std::atomic<int> testPassDelayUs_{0};
   std::atomic<int64_t> lastDriveEndNs_{0};
+  // Each sleeping caller waits on the epoll set and on its own eventfd: a
+  // shared one could be read by another caller's pass and the wake-up lost.
+  std::mutex sleepersMu_;
+  std::vector<int> sleepers_;
   std::mutex parkMu_;
   std::condition_variable parkCv_;
 };
