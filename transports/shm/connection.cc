@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "src/core/clock.h"
 #include "src/core/log.h"
 
 namespace chorus::transport::shm {
@@ -154,11 +155,14 @@ void ShmConnection::wake() {
   (void)w;  // EAGAIN: wake-ups are already queued
 }
 
-ssize_t ShmConnection::drainWakes() {
+ssize_t ShmConnection::drainWakes(bool* drained) {
   char buf[256];
   for (;;) {
     ssize_t r = ::recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
-    if (r > 0) continue;
+    if (r > 0) {
+      *drained = true;
+      continue;
+    }
     if (r == 0) return 0;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return -EAGAIN;
@@ -170,47 +174,85 @@ ssize_t ShmConnection::writeBytes(const ::iovec* iov, int n) {
   if (mode_ == Mode::kTcp) return TcpConnection::writeBytes(iov, n);
   if (mode_ != Mode::kShm) return -EAGAIN;
   size_t total = 0;
-  for (int pass = 0; pass < 2 && total == 0; ++pass) {
-    for (int i = 0; i < n; ++i) {
-      size_t w = out_->write(static_cast<const uint8_t*>(iov[i].iov_base), iov[i].iov_len);
-      total += w;
-      if (w < iov[i].iov_len) break;
-    }
-    if (total == 0) out_->header()->writerArmed.store(1, std::memory_order_seq_cst);
+  for (int i = 0; i < n; ++i) {
+    size_t w = out_->write(static_cast<const uint8_t*>(iov[i].iov_base), iov[i].iov_len);
+    total += w;
+    if (w < iov[i].iov_len) break;
   }
-  if (total > 0 && out_->header()->readerArmed.exchange(0, std::memory_order_seq_cst)) wake();
+  // Only a reader that armed before sleeping needs the (syscall) wake-up; a
+  // spinning one sees the tail move.
+  // The fence orders the tail store before the flag load (the reader stores
+  // the flag, then loads the tail): without it x86 may load the flag first,
+  // both sides miss each other and the reader sleeps until its timeout.
+  if (total > 0) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (out_->header()->readerArmed.load(std::memory_order_relaxed) &&
+        out_->header()->readerArmed.exchange(0, std::memory_order_seq_cst))
+      wake();
+  }
   return total > 0 ? static_cast<ssize_t>(total) : -EAGAIN;
+}
+
+bool ShmConnection::peerGone(bool* drained) {
+  // The socket carries only wake-up bytes and, when the peer dies, its end of
+  // stream. Reading it costs a syscall, so a busy ring checks at most every
+  // kDrainEveryNs; after prepareSleep() the next check is not delayed.
+  int64_t now = nowNs();
+  if (!peerClosed_ && now - lastDrainNs_ >= kDrainEveryNs) {
+    lastDrainNs_ = now;
+    ssize_t d = drainWakes(drained);
+    if (d == 0) peerClosed_ = true;
+    if (d != 0 && d != -EAGAIN) drainError_ = static_cast<int>(-d);
+  }
+  return peerClosed_ || drainError_ != 0;
+}
+
+size_t ShmConnection::readRing(const ::iovec* iov, int n) {
+  size_t total = 0;
+  for (int i = 0; i < n; ++i) {
+    size_t r = in_->read(static_cast<uint8_t*>(iov[i].iov_base), iov[i].iov_len);
+    total += r;
+    if (r < iov[i].iov_len) break;
+  }
+  return total;
 }
 
 ssize_t ShmConnection::readBytes(const ::iovec* iov, int n) {
   if (mode_ == Mode::kTcp) return TcpConnection::readBytes(iov, n);
   if (mode_ != Mode::kShm) return -EAGAIN;
-  ssize_t d = drainWakes();
-  if (d == 0) return 0;  // the peer's socket closed: it is gone
-  if (d != -EAGAIN) return d;
-  size_t total = 0;
-  for (int pass = 0; pass < 2 && total == 0; ++pass) {
-    for (int i = 0; i < n; ++i) {
-      size_t r = in_->read(static_cast<uint8_t*>(iov[i].iov_base), iov[i].iov_len);
-      total += r;
-      if (r < iov[i].iov_len) break;
-    }
-    if (total == 0) in_->header()->readerArmed.store(1, std::memory_order_seq_cst);
+  size_t total = readRing(iov, n);
+  if (total == 0) {
+    // Empty ring: is the writer still there? (What it wrote before dying was
+    // read first.)
+    bool drained = false;
+    if (peerGone(&drained)) return drainError_ != 0 ? -drainError_ : 0;
+    // A wake-up drained here may announce bytes written after the ring
+    // looked empty; read them now, or another caller asleep on this link
+    // would wait for a wake-up that is gone.
+    if (drained) total = readRing(iov, n);
+    if (total == 0) return -EAGAIN;
   }
-  if (total == 0) return -EAGAIN;
-  in_->header()->readerArmed.store(0, std::memory_order_relaxed);
-  if (in_->header()->writerArmed.exchange(0, std::memory_order_seq_cst)) wake();
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // as in writeBytes
+  if (in_->header()->writerArmed.load(std::memory_order_relaxed) &&
+      in_->header()->writerArmed.exchange(0, std::memory_order_seq_cst))
+    wake();
   return static_cast<ssize_t>(total);
 }
 
 bool ShmConnection::prepareSleep() {
   if (mode_ != Mode::kShm) return mode_ == Mode::kTcp || outbox_.empty();
+  // Arm, then look again: the writer either sees the flag and sends a
+  // wake-up byte, or wrote before we looked.
   in_->header()->readerArmed.store(1, std::memory_order_seq_cst);
   if (in_->readable() > 0) return false;
   if (hasPendingSends()) {
     out_->header()->writerArmed.store(1, std::memory_order_seq_cst);
     if (out_->writable() > 0) return false;
   }
+  // Wake-up bytes are drained by the next read that finds the ring empty,
+  // not here: the progress thread prepares to sleep while a blocking caller
+  // may be asleep waiting for exactly that byte.
+  lastDrainNs_ = 0;
   return true;
 }
 

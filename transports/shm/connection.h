@@ -45,7 +45,14 @@ class ShmConnection final : public tcp::TcpConnection {
   enum class Mode { kSetup, kShm, kTcp };
   Status setupStep(bool* progressed);
   void wake();
-  ssize_t drainWakes();  // 0 at end of stream, -EAGAIN when drained
+  // 0 at end of stream, -EAGAIN when drained; *drained set if bytes came.
+  ssize_t drainWakes(bool* drained);
+  // Drains the socket (rate-limited); true once it reported end of stream or
+  // an error.
+  bool peerGone(bool* drained);
+  size_t readRing(const ::iovec* iov, int n);
+
+  static constexpr int64_t kDrainEveryNs = 200'000;
 
   Mode mode_ = Mode::kSetup;
   std::string myHost_;
@@ -54,6 +61,9 @@ class ShmConnection final : public tcp::TcpConnection {
   std::string outbox_;  // set-up bytes still to send
   std::string inbox_;   // set-up bytes received
   bool sentAnswer_ = false, gotOffer_ = false, peerOk_ = false, iOk_ = false;
+  int64_t lastDrainNs_ = 0;
+  bool peerClosed_ = false;
+  int drainError_ = 0;
 };
 
 }  // namespace chorus::transport::shm
