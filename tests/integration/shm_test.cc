@@ -75,4 +75,40 @@ TEST(Shm, KilledPeerIsDetectedAndLeavesNoSegment) {
   EXPECT_FALSE(left) << "a ring of the surviving peer is still linked";
 }
 
+// A /dev/shm too small for the rings (containers often get 64 MiB; here
+// 1 MiB against 4 MiB rings): the rings cannot be reserved, so the link stays
+// TCP and the job runs. A segment created sparse would instead kill the
+// workers with SIGBUS at the first write past the space. Both workers share
+// one private mount namespace with the small tmpfs over /dev/shm.
+TEST(Shm, TooSmallDevShmFallsBackToTcp) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a private tmpfs";
+  auto holder =
+      Proc::spawn("/usr/bin/unshare",
+                  {"-m", "--propagation", "private", "sh", "-c",
+                   "mount -t tmpfs -o size=1m tmpfs /dev/shm && echo READY && exec sleep 300"});
+  if (!holder->waitForLine("READY", 10000))
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << holder->output();
+  const std::string ns = "--mount=/proc/" + std::to_string(holder->pid()) + "/ns/mnt";
+  TestCoordinator coord;
+  Workers w;
+  for (int i = 0; i < 2; ++i)
+    w.procs.push_back(
+        Proc::spawn("/usr/bin/nsenter",
+                    {ns, "--", workerPath(), "--coordinator", coord.address(), "--group",
+                     "smallshm", "--expected", "2", "--secret", "test-secret", "--scenario",
+                     "sweep", "--counts", "0,1,1000,300001", "--count", "300001"},
+                    {"CHORUS_SHM=1", "CHORUS_SHM_RING_BYTES=4194304", "CHORUS_LOG_LEVEL=debug"}));
+  bool done = w.waitAll(120000);
+  holder->signal(SIGKILL);
+  holder->wait(2000);
+  ASSERT_TRUE(done) << w.dump();
+  for (auto& p : w.procs) {
+    EXPECT_EQ(p->exitCode(), 0) << w.dump();
+    EXPECT_NE(p->output().find("stream 0: tcp"), std::string::npos)
+        << "the link should have stayed TCP\n"
+        << w.dump();
+  }
+  expectAllCasesAgree(w, 40);
+}
+
 }  // namespace

@@ -30,6 +30,15 @@ Result<Ring*> Ring::create(const std::string& name, size_t capacity) {
     ::shm_unlink(name.c_str());
     return systemError("ftruncate(" + name + ")", e);
   }
+  // Reserve the pages now: a sparse segment on a /dev/shm too small for it
+  // (containers often get 64 MiB) would kill the process with SIGBUS at the
+  // first write past the space; failing here keeps the link on TCP instead.
+  if (int e = ::posix_fallocate(fd, 0, static_cast<off_t>(mapSize(capacity))); e != 0) {
+    ::close(fd);
+    ::shm_unlink(name.c_str());
+    return systemError("reserving " + std::to_string(mapSize(capacity) >> 10) + " KiB for " + name,
+                       e);
+  }
   void* p = ::mmap(nullptr, mapSize(capacity), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   int e = errno;
   ::close(fd);
