@@ -818,10 +818,14 @@ chorusResult_t loopOp(chorusComm_t comm, const Opts& o, int it, std::vector<floa
     case chorus_test::Coll::kScatter:
       rc = chorusScatter(src.data(), dst.data(), count, chorusFloat32, 0, comm, &info);
       break;
-    case chorus_test::Coll::kBarrier:
-      rc = chorusBarrier(comm);
-      info.contributors = n;
+    case chorus_test::Coll::kBarrier: {
+      // Through the request to learn who took part: a barrier re-run after a
+      // view change has fewer contributors than the size seen before it.
+      chorusRequest_t req = nullptr;
+      rc = chorusBarrierAsync(0, comm, &req);
+      if (rc == chorusSuccess) rc = chorusWait(&req, &info);
       break;
+    }
     default:
       std::copy(src.begin(), src.begin() + count, in.begin());
       if (o.retry)
