@@ -868,6 +868,8 @@ void Communicator::progressConnection(transport::Connection* c, bool* worked) {
     inputBuffered_.insert(c);
   else
     inputBuffered_.erase(c);
+  // A shared-memory link whose set-up settled on TCP: epoll tells from now on.
+  if (!c->needsPolling()) polled_.erase(c);
 }
 
 bool Communicator::progressPass(const int* readyFds, int nReady) {
@@ -1285,17 +1287,18 @@ void Communicator::onRemoved(const std::string& why, bool left) {
 
 void Communicator::onDataLink(ControlEvent& ev) {
   if (state_ != State::kConnecting && state_ != State::kMember) return;
-  // CHORUS_SHM=1 (experimental, every peer of the job must set it): shared
-  // memory when the peer is on this host, TCP otherwise, decided in band by
-  // a set-up exchange on the authenticated socket (transports/shm/).
-  // With TLS on, every link is a TLS stream (shared memory is not used).
+  // One-stream links start with the shared-memory set-up exchange on the
+  // authenticated socket (transports/shm/): shared memory when the peer is on
+  // this host and both sides allow it (CHORUS_SHM, default on), TCP
+  // otherwise; either side may have it off. Pools (several streams, for
+  // WANs) are plain TCP; with TLS every link is a TLS stream.
   std::unique_ptr<transport::Connection> conn =
       ev.ssl ? transport::tcp::makeTlsConnection(std::move(*ev.socket), std::move(ev.ssl),
                                                  ev.peerId, ev.stream, ev.streamCount)
-      : transport::shm::enabled() ? transport::shm::makeConnection(std::move(*ev.socket), ev.peerId,
-                                                                   ev.stream, peerId_, hostId_)
-                                  : transport::tcp::makeConnection(std::move(*ev.socket), ev.peerId,
-                                                                   ev.stream, ev.streamCount);
+      : ev.streamCount == 1 ? transport::shm::makeConnection(std::move(*ev.socket), ev.peerId,
+                                                             ev.stream, peerId_, hostId_)
+                            : transport::tcp::makeConnection(std::move(*ev.socket), ev.peerId,
+                                                             ev.stream, ev.streamCount);
   if (!conn) {
     LOG_ERROR("cannot take over the data link to peer " << ev.peerId);
     return;

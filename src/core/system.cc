@@ -18,7 +18,12 @@ std::string hostIdentity() {
   std::string boot;
   std::ifstream in("/proc/sys/kernel/random/boot_id");
   if (in) std::getline(in, boot);
-  return hostName() + "/" + boot;
+  // The network namespace too: processes in different ones (containers,
+  // emulated datacenters) are different hosts for shared memory and
+  // topology, even when they share a kernel.
+  char ns[64] = {0};
+  ssize_t n = ::readlink("/proc/self/ns/net", ns, sizeof(ns) - 1);
+  return hostName() + "/" + boot + (n > 0 ? "/" + std::string(ns, static_cast<size_t>(n)) : "");
 }
 
 uint64_t randomU64() {

@@ -9,7 +9,7 @@
 namespace chorus::transport::shm {
 
 bool enabled() {
-  return envIntOr("CHORUS_SHM", 0) != 0;
+  return envIntOr("CHORUS_SHM", 1) != 0;
 }
 
 size_t ringBytes() {
@@ -25,7 +25,8 @@ std::unique_ptr<Connection> makeConnection(asio::ip::tcp::socket s, uint64_t pee
   asio::error_code ec;
   int fd = s.release(ec);
   if (ec) return nullptr;
-  return std::make_unique<ShmConnection>(fd, peerId, stream, myPeerId, myHost, ringBytes());
+  return std::make_unique<ShmConnection>(fd, peerId, stream, myPeerId, myHost,
+                                         enabled() ? ringBytes() : 0);
 }
 
 }  // namespace chorus::transport::shm

@@ -9,9 +9,9 @@
 
 namespace chorus::transport::shm {
 
-// Whether data links go through the shared-memory transport (CHORUS_SHM=1;
-// experimental, off by default: every peer of a job must set it alike) and
-// each ring's size (CHORUS_SHM_RING_BYTES, default 4 MiB).
+// Whether this peer offers shared memory to same-host peers (CHORUS_SHM,
+// default 1; a link uses it only if both sides offer it) and each ring's
+// size (CHORUS_SHM_RING_BYTES, default 4 MiB).
 bool enabled();
 size_t ringBytes();
 // A data connection on an authenticated socket: shared memory if the peer
