@@ -29,7 +29,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
   for N in $NS; do
     for c in $COLLS; do
       echo "[rep $rep] $c N=$N" >&2
-      build/tools/chorus-bench --peers "$N" --coll "$c" --sizes "$SIZES" --target-sec "$TARGET" \
+      CHORUS_SHM=0 build/tools/chorus-bench --peers "$N" --coll "$c" --sizes "$SIZES" \
+        --target-sec "$TARGET" \
         --csv "$c-tcp" | rec "$rep"
       "${MPIRUN[@]}" -np "$N" --mca pml ob1 --mca btl tcp,self build/peers-bin/mpi_colls "$c" \
         "$c-tcp" "$SIZES" "$TARGET" 5 2000 2>/dev/null | rec "$rep"

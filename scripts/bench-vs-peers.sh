@@ -37,7 +37,8 @@ rec() { grep -E '^(chorus|gloo|mpi),' | sed "s/\$/,rep$1/" | tee -a "$raw"; }
 for ((rep = 1; rep <= REPS; rep++)); do
   for N in $NS; do
     echo "[rep $rep] chorus N=$N" >&2
-    build/tools/chorus-bench --peers "$N" --sizes "$SIZES" --target-sec "$TARGET" --max-iters 2000 \
+    CHORUS_SHM=0 build/tools/chorus-bench --peers "$N" --sizes "$SIZES" --target-sec "$TARGET" \
+      --max-iters 2000 \
       --csv tcp | rec "$rep"
     echo "[rep $rep] chorus shm N=$N" >&2
     CHORUS_SHM=1 build/tools/chorus-bench --peers "$N" --sizes "$SIZES" --target-sec "$TARGET" \

@@ -206,11 +206,16 @@ int runWorker(const Args& a) {
   }
   if (rank == 0 && !a.json && a.csv.empty()) {
     const char* algo = std::getenv("CHORUS_ALGO");
-    std::printf(
-        "# chorus-bench: %s, %d peers, %s %s, %s, root %d, transport tcp x%s, uniform %s%s%s\n",
-        a.coll.c_str(), n, a.dtype.c_str(), a.op.c_str(), a.inplace ? "in place" : "out of place",
-        a.root, a.streams.c_str(), a.noUniform ? "off" : "on", algo ? ", CHORUS_ALGO=" : "",
-        algo ? algo : "");
+    const char* shm = std::getenv("CHORUS_SHM");
+    // One-stream links between peers of this host use shared memory unless
+    // CHORUS_SHM=0; pools are TCP.
+    std::string links = a.streams == "1" && !(shm && std::string(shm) == "0")
+                            ? "shared memory (same host) or tcp"
+                            : "tcp x" + a.streams;
+    std::printf("# chorus-bench: %s, %d peers, %s %s, %s, root %d, links %s, uniform %s%s%s\n",
+                a.coll.c_str(), n, a.dtype.c_str(), a.op.c_str(),
+                a.inplace ? "in place" : "out of place", a.root, links.c_str(),
+                a.noUniform ? "off" : "on", algo ? ", CHORUS_ALGO=" : "", algo ? algo : "");
     std::printf("#%11s %12s %8s %6s %10s %10s %8s %8s %7s\n", "size", "count", "type", "redop",
                 "algo", "time", "algbw", "busbw", "#wrong");
     std::printf("#%11s %12s %8s %6s %10s %10s %8s %8s %7s\n", "(B)", "(elements)", "", "", "",
