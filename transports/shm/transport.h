@@ -11,7 +11,7 @@ namespace chorus::transport::shm {
 
 // Whether this peer offers shared memory to same-host peers (CHORUS_SHM,
 // default 1; a link uses it only if both sides offer it) and each ring's
-// size (CHORUS_SHM_RING_BYTES, default 4 MiB).
+// size (CHORUS_SHM_RING_BYTES, default 1 MiB).
 bool enabled();
 size_t ringBytes();
 // A data connection on an authenticated socket: shared memory if the peer
