@@ -100,6 +100,7 @@ thread_local ThreadWakeFd tlsWake;
 }  // namespace
 
 void ProgressEngine::wake() {
+  wakeGen_.fetch_add(1);
   signal(wakeFd_);
   wakeSleepers();
   parkCv_.notify_one();
@@ -141,6 +142,7 @@ bool ProgressEngine::driveUntil(const std::function<bool()>& done, Deadline dead
   bool ok = true;
   for (;;) {
     bool worked;
+    const uint64_t gen = wakeGen_.load();
     {
       std::lock_guard<std::mutex> lk(mu_);
       if (done()) break;
@@ -180,9 +182,11 @@ bool ProgressEngine::driveUntil(const std::function<bool()>& done, Deadline dead
       client_->beforeSleep();
       Deadline next = Deadline::earliest(deadline, client_->nextTimer());
       timeoutMs = next.remainingMs(100);
-      // Registered under the engine lock: a pass after this one kicks us.
+      // Registered under the engine lock: a pass after this one kicks us, and
+      // so does a wake() from now on; one since our last pass: go again.
       std::lock_guard<std::mutex> sl(sleepersMu_);
       sleepers_.push_back(ownWake);
+      if (wakeGen_.load() != gen) timeoutMs = 0;
     }
     int64_t sleptFrom = nowNs();
     int woke = sleepOn(ownWake, timeoutMs) ? 1 : 0;

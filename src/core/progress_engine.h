@@ -123,6 +123,10 @@ class ProgressEngine {
   // shared one could be read by another caller's pass and the wake-up lost.
   std::mutex sleepersMu_;
   std::vector<int> sleepers_;
+  // Counts wake() calls: a caller that registers as a sleeper only after a
+  // wake() (its eventfd was not signalled) sees the count moved since its
+  // last pass and does not sleep.
+  std::atomic<uint64_t> wakeGen_{0};
   std::mutex parkMu_;
   std::condition_variable parkCv_;
 };

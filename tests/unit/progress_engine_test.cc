@@ -163,5 +163,48 @@ TEST(ProgressEngineTest, EngineThreadNeverPassesWhileACallerDrives) {
                                   << " calls)";
 }
 
+// wake() (a membership event, an asynchronous request) is not lost when it
+// lands between a caller's last pass and its registration as a sleeper: the
+// event is only seen by a pass, and the caller must not sleep through it.
+// The client posts it from beforeSleep, i.e. exactly inside that window.
+class LateWakeClient final : public ProgressEngine::Client {
+ public:
+  bool progressPass(const int*, int) override {
+    if (!flag.exchange(false)) return false;
+    handled.fetch_add(1);
+    return true;
+  }
+  void beforeSleep() override {
+    if (!postNow) return;
+    postNow = false;
+    flag.store(true);
+    engine->wake();  // as the membership thread would, just later
+  }
+  bool wantsBackgroundProgress() override { return false; }
+  Deadline nextTimer() override { return Deadline::never(); }
+  ProgressEngine* engine = nullptr;
+  bool postNow = false;
+  std::atomic<bool> flag{false};
+  std::atomic<int> handled{0};
+};
+
+TEST(ProgressEngineTest, WakeJustBeforeACallerSleepsIsNotLost) {
+  LateWakeClient client;
+  ProgressEngine engine;
+  client.engine = &engine;
+  ASSERT_TRUE(engine.init(&client, 0).isOk());
+  engine.setSpinPolicy(0, false);  // sleep right after the first empty pass
+  for (int i = 1; i <= 20; ++i) {
+    client.postNow = true;
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(
+        engine.driveUntil([&] { return client.handled.load() >= i; }, Deadline::afterMs(5000)));
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    // The engine's sleep is capped at 100 ms; a lost wake-up costs all of it.
+    EXPECT_LT(ms, 50) << "wait " << i << " slept through a wake()";
+  }
+}
+
 }  // namespace
 }  // namespace chorus
