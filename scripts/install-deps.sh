@@ -13,6 +13,7 @@ PKGS=(
   libxxhash-dev      # xxHash: result and state hashes
   libisal-dev        # Intel ISA-L: Reed-Solomon erasure coding of snapshots
   iproute2 procps psmisc   # ip netns / ss / pkill for fault tests
+  util-linux mount   # unshare / nsenter / mount: a private small /dev/shm in Shm tests
   python3            # tools/chorus-wan (the WAN emulator; its CI scenario is a test)
   openssl            # CLI: the TLS tests make a throwaway CA and certificates
 )

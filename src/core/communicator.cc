@@ -939,10 +939,9 @@ bool Communicator::wantsBackgroundProgress() {
 bool Communicator::needsReadyFds() {
   // Links that are polled every pass (shared memory) need epoll only for
   // wake-ups while sleeping and for the end of stream, which they also find
-  // by reading their socket themselves.
-  for (auto& [fd, c] : byFd_)
-    if (!c->needsPolling()) return true;
-  return false;
+  // by reading their socket themselves. Every watched link is in byFd_; the
+  // polled ones also in polled_ (a set-up that settles on TCP leaves it).
+  return polled_.size() < byFd_.size();
 }
 
 Deadline Communicator::nextTimer() {
