@@ -69,8 +69,8 @@ struct TopologyView {
   double latencyUs = 0;                 // median pair latency (0 = not measured)
   double bandwidthGBps = 0;             // slowest pair bandwidth (0 = not measured)
   double minRingBandwidthGBps = 0;      // slowest link of `ring` (0 = not measured)
-  double interHostBandwidthGBps = 0;    // slowest link between hosts (0 = not measured)
-  double intraHostBandwidthGBps = 0;    // slowest link inside a host (0 = not measured)
+  double interHostBandwidthGBps = 0;    // slowest link of the host leaders' ring (0 = not measured)
+  double intraHostBandwidthGBps = 0;    // slowest rank<->leader link in a host (0 = not measured)
   static TopologyView identity(int n);
   bool multiHost() const { return hosts.size() > 1; }
 };

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <sstream>
 
 #include "algorithms/topology.h"
 #include "src/core/hash.h"
@@ -1567,13 +1568,23 @@ void Communicator::applyMeasuredTopology() {
   // Algorithms that use every pair run at the slowest pair's pace.
   topology_.bandwidthGBps = *std::min_element(bws.begin(), bws.end());
   topology_.minRingBandwidthGBps = algo::ringBottleneck(topology_.ring, bw);
+  // The hierarchical all-reduce's links, as it uses them: each host's ranks
+  // to and from their leader (its lowest rank), and the leaders' ring in
+  // host order. Costing it on these (not on the slowest pair anywhere) keeps
+  // it comparable with the ring, which is costed on its own links.
   double inter = 0, intra = 0;
-  for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) {
-      if (i == j) continue;
-      double& slot = topology_.hostOf[i] == topology_.hostOf[j] ? intra : inter;
-      slot = slot == 0 ? bw[i][j] : std::min(slot, bw[i][j]);
+  auto slowest = [&](double& slot, int from, int to) {
+    slot = slot == 0 ? bw[from][to] : std::min(slot, bw[from][to]);
+  };
+  const size_t hosts = topology_.hosts.size();
+  for (size_t h = 0; h < hosts; ++h) {
+    const std::vector<int>& members = topology_.hosts[h];
+    for (size_t k = 1; k < members.size(); ++k) {
+      slowest(intra, members[k], members[0]);
+      slowest(intra, members[0], members[k]);
     }
+    if (hosts > 1) slowest(inter, members[0], topology_.hosts[(h + 1) % hosts][0]);
+  }
   topology_.interHostBandwidthGBps = inter;
   topology_.intraHostBandwidthGBps = intra;
 }
@@ -1630,30 +1641,42 @@ Status Communicator::optimizeTopology() {
     }
     double rttUs = median(rtts);
     if (lo) row[partner] = rttUs / 2;
-    // Bandwidth, each direction timed by its sender: a 256 KiB probe, then a
-    // transfer sized to last about 30 ms (at most 16 MiB).
+    // Bandwidth, each direction timed by its sender: a 256 KiB probe, then
+    // three transfers, each sized from the best rate so far to last about
+    // 15 ms (at most 16 MiB); the fastest counts. A busy machine only ever
+    // slows a transfer (a receiver not scheduled for a 4 ms tick), so the
+    // best sample is the link's capacity and one unlucky sample cannot
+    // decide the topology. The receiver learns each size first.
+    constexpr int kSamples = 3;
     for (int dir = 0; dir < 2; ++dir) {
       bool sending = (dir == 0) == lo;
       uint64_t size = 256 << 10;
       if (sending) {
-        int64_t t0 = nowNs();
-        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kSend, partner, buf.data(), size));
-        double sec = std::max(1e-6, (nowNs() - t0) / 1e9 - rttUs / 1e6);
-        double est = size / sec;
-        uint64_t next =
-            static_cast<uint64_t>(std::clamp(est * 0.03, 256.0 * 1024, 16.0 * 1024 * 1024));
-        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kSend, partner, &next, 8));
-        t0 = nowNs();
-        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kSend, partner, buf.data(), next));
-        sec = std::max(1e-6, (nowNs() - t0) / 1e9 - rttUs / 1e6);
-        row[n + partner] = next / sec / 1e9;
+        auto timed = [&](uint64_t bytes, double* bytesPerSec) {
+          int64_t t0 = nowNs();
+          Status st = p2p(algo::Collective::kSend, partner, buf.data(), bytes);
+          *bytesPerSec = bytes / std::max(1e-6, (nowNs() - t0) / 1e9 - rttUs / 1e6);
+          return st;
+        };
+        double rate = 0, best = 0;
+        CHORUS_RETURN_IF_ERROR(timed(size, &rate));
+        for (int k = 0; k < kSamples; ++k) {
+          uint64_t next = static_cast<uint64_t>(
+              std::clamp((k == 0 ? rate : best) * 0.015, 256.0 * 1024, 16.0 * 1024 * 1024));
+          CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kSend, partner, &next, 8));
+          CHORUS_RETURN_IF_ERROR(timed(next, &rate));
+          best = std::max(best, rate);
+        }
+        row[n + partner] = best / 1e9;
       } else {
         CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kRecv, partner, buf.data(), size));
-        uint64_t next = 0;
-        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kRecv, partner, &next, 8));
-        if (next > buf.size())
-          return protocolError("topology probe of " + std::to_string(next) + " bytes");
-        CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kRecv, partner, buf.data(), next));
+        for (int k = 0; k < kSamples; ++k) {
+          uint64_t next = 0;
+          CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kRecv, partner, &next, 8));
+          if (next > buf.size())
+            return protocolError("topology probe of " + std::to_string(next) + " bytes");
+          CHORUS_RETURN_IF_ERROR(p2p(algo::Collective::kRecv, partner, buf.data(), next));
+        }
       }
     }
   }
@@ -1695,6 +1718,16 @@ std::string Communicator::describeSelection() {
   if (topology_.minRingBandwidthGBps > 0)
     s += " (slowest link " + std::to_string(topology_.minRingBandwidthGBps) + " GB/s)";
   s += "\n";
+  if (topology_.bandwidthGBps > 0) {
+    std::ostringstream m;
+    m << "measured: median latency " << topology_.latencyUs << " us, slowest pair "
+      << topology_.bandwidthGBps << " GB/s, " << topology_.hosts.size() << " host(s)";
+    if (topology_.interHostBandwidthGBps > 0)
+      m << ", leaders' ring " << topology_.interHostBandwidthGBps << " GB/s";
+    if (topology_.intraHostBandwidthGBps > 0)
+      m << ", slowest rank-leader link " << topology_.intraHostBandwidthGBps << " GB/s";
+    s += m.str() + "\n";
+  }
   return s;
 }
 
