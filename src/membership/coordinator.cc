@@ -85,7 +85,8 @@ struct Coordinator::Group {
   std::vector<uint64_t> pending;                       // waiting to join, in arrival order
   std::set<uint64_t> announcedLeaves;
   std::set<uint64_t> updateArrived, updateLeavers;
-  std::map<uint64_t, TimePoint> suspects;  // evict at the time point unless resolved
+  // Evict at the time point unless resolved; the text says who reported what.
+  std::map<uint64_t, std::pair<TimePoint, std::string>> suspects;
   uint32_t expected = 1;
   bool standbyKnown = false;
   bool recovering = false;
@@ -396,7 +397,8 @@ void Coordinator::onMessage(const std::shared_ptr<Session>& s, const control::Me
       // suspect's own link before treating this as a partition.
       if (!g.suspects.count(sp->peerId)) {
         LOG_INFO("peer " << s->peerId << " suspects peer " << sp->peerId << ": " << sp->reason);
-        g.suspects[sp->peerId] = Clock::now() + std::chrono::milliseconds(250);
+        g.suspects[sp->peerId] = {Clock::now() + std::chrono::milliseconds(250),
+                                  "peer " + std::to_string(s->peerId) + " reported " + sp->reason};
       }
       break;
     }
@@ -679,26 +681,33 @@ void Coordinator::sweep() {
   auto silentLimit = std::chrono::milliseconds(cfg_.failureTimeoutMs);
   for (auto& [name, gp] : groups_) {
     Group& g = *gp;
-    std::set<uint64_t> dead;
+    std::map<uint64_t, std::string> dead;  // id -> why, for the log
     for (auto& [id, s] : g.peers)
-      if (now - s->lastSeen > silentLimit) dead.insert(id);
+      if (now - s->lastSeen > silentLimit)
+        dead[id] =
+            "silent for " +
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::milliseconds>(now - s->lastSeen).count()) +
+            " ms";
     for (auto it = g.suspects.begin(); it != g.suspects.end();) {
-      if (it->second <= now) {
-        dead.insert(it->first);
+      if (it->second.first <= now) {
+        dead.emplace(it->first, it->second.second);
         it = g.suspects.erase(it);
       } else {
         ++it;
       }
     }
     if (!dead.empty()) {
-      for (uint64_t id : dead) {
-        LOG_WARN("group '" << g.name << "': peer " << id << " declared dead");
+      for (const auto& [id, why] : dead) {
+        LOG_WARN("group '" << g.name << "': peer " << id << " declared dead: " << why);
         removePeer(g, id, "declared dead (silent or unreachable by other members)");
       }
+      std::set<uint64_t> ids;
+      for (const auto& [id, why] : dead) ids.insert(id);
       if (g.recovering) {
-        for (uint64_t id : dead) g.claims.erase(id);
+        for (uint64_t id : ids) g.claims.erase(id);
       } else {
-        membersLost(g, dead, ViewReason::kFailure, "failure detected");
+        membersLost(g, ids, ViewReason::kFailure, "failure detected");
       }
     }
     if (g.proposal && now > g.proposal->deadline) {
