@@ -763,6 +763,8 @@ int runTopo(chorusComm_t comm, const Opts& o) {
   std::printf("TOPO ring=%s before_ms=%.2f after_ms=%.2f measure_s=%.2f algo16M=%s rc=%d\n",
               ring.c_str(), before * 1e3, after * 1e3, measureSec, info.algorithm, rc);
   std::printf("SELECTION %s\n", sel.c_str());
+  if (size_t at = d.find("measured:"); at != std::string::npos)
+    std::printf("MEASURED %s\n", d.substr(at, d.find('\n', at) - at).c_str());
   std::fflush(stdout);
   return rc == chorusSuccess ? 0 : 1;
 }

@@ -129,9 +129,14 @@ TEST(Topology, HierarchicalAllReduceIsChosenAcrossHosts) {
   if (!netnsAvailable()) GTEST_SKIP() << "needs root and ip netns";
   Hosts h("chth", "10.233.6", 4);
   ASSERT_TRUE(h.ok);
-  // Hosts A = {0, 1}, B = {2, 3}; every link between them is slow.
+  // Hosts A = {0, 1}, B = {2, 3}; every link between them is slow. The
+  // model's margin for hierarchical over the ring is what it saves between
+  // hosts (1.5x the bytes on the ring's links against 1x on the leaders')
+  // less what it adds inside them, so the links are slow enough that a busy
+  // machine's noise in the measurements (20-30% with 4 spinning peers and
+  // other tests on 2 cores) cannot flip it.
   for (int a : {0, 1})
-    for (int b : {2, 3}) ASSERT_TRUE(h.throttle(a, b, "200mbit"));
+    for (int b : {2, 3}) ASSERT_TRUE(h.throttle(a, b, "100mbit"));
   TestCoordinator coord("test-secret", 0, h.net + ".254:0");
   ASSERT_TRUE(coord.ok());
   std::vector<std::vector<std::string>> envs;
@@ -146,5 +151,8 @@ TEST(Topology, HierarchicalAllReduceIsChosenAcrossHosts) {
     ASSERT_EQ(topo.size(), 1u) << p->output();
     EXPECT_EQ(fields(topo[0])["algo16M"], "hierarchical") << topo[0] << "\n" << p->output();
   }
-  std::printf("%s\n", w.procs[0]->lines("SELECTION")[0].c_str());
+  for (const char* what : {"SELECTION", "MEASURED"}) {
+    auto l = w.procs[0]->lines(what);
+    std::printf("%s\n", l.empty() ? what : l[0].c_str());
+  }
 }
