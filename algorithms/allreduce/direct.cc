@@ -65,15 +65,8 @@ class DirectAllReduce final : public Task {
   }
 
   void reduceAll() {
-    if (n_ == 1) {
-      kernels::toAccumulator(a_.dtype, acc_, input(0), a_.count);
-      kernels::finalize(a_.dtype, a_.op, a_.recvbuf, acc_, a_.count, 1);
-    } else {
-      kernels::toAccumulator(a_.dtype, acc_, input(0), a_.count);
-      for (int p = 1; p < n_ - 1; ++p)
-        kernels::combine(a_.dtype, a_.op, acc_, acc_, input(p), a_.count);
-      kernels::combineFinal(a_.dtype, a_.op, a_.recvbuf, acc_, input(n_ - 1), a_.count, n_);
-    }
+    kernels::reduceInOrder(a_.dtype, a_.op, a_.recvbuf, acc_, n_, a_.count,
+                           [this](int p) { return input(p); });
     done_ = true;
   }
 

@@ -53,7 +53,11 @@ class RhdAllReduce final : public Task {
       sendRange(0, r_ + 1, a_.sendbuf, 0, a_.count, elem_);
       cur_ = foldOut();
     } else {
-      kernels::toAccumulator(a_.dtype, accBuf_, a_.sendbuf, a_.count);
+      // Level 0 reads the input where it is when the accumulator type is
+      // the dtype (no whole-buffer copy into accBuf_); an odd rank of a
+      // folded pair starts from the pair's combined input in accBuf_.
+      inputIsLevel0_ = !isHalfType(a_.dtype) && r_ >= 2 * rem_;
+      if (isHalfType(a_.dtype)) kernels::toAccumulator(a_.dtype, accBuf_, a_.sendbuf, a_.count);
       if (r_ < 2 * rem_)
         cur_ = 0;  // odd rank of a folded pair: wait for the partner's input
       else
@@ -152,15 +156,15 @@ class RhdAllReduce final : public Task {
   void enterHalving(int k) {
     if (k == levels_) {  // our block is complete: finish it, start doubling
       size_t lo = blockBegin(nr_), hi = blockBegin(nr_ + 1);
-      kernels::finalize(a_.dtype, a_.op, out() + lo * elem_, accBuf_ + lo * acc_, hi - lo, n_);
+      kernels::finalize(a_.dtype, a_.op, out() + lo * elem_, partial(k) + lo * acc_, hi - lo, n_);
       if (a_.sendbuf == a_.recvbuf && hi > lo) modified_ = true;
       enterDoubling(0);
       return;
     }
     size_t lo, hi;
     givenRange(k, &lo, &hi);
-    sendRange(static_cast<uint32_t>(k + 1), rankOfNew(nr_ ^ (p_ >> (k + 1))), accBuf_ + lo * acc_,
-              lo, hi, acc_);
+    sendRange(static_cast<uint32_t>(k + 1), rankOfNew(nr_ ^ (p_ >> (k + 1))),
+              partial(k) + lo * acc_, lo, hi, acc_);
     cur_ = static_cast<uint32_t>(k + 1);
   }
 
@@ -190,21 +194,26 @@ class RhdAllReduce final : public Task {
   void process(uint32_t step) {
     int L = levels_;
     if (step == 0) {  // the even partner's input comes first (lower rank)
-      std::vector<uint8_t> mine(accBuf_, accBuf_ + a_.count * acc_);
-      kernels::toAccumulator(a_.dtype, accBuf_, foldBuf_, a_.count);
-      kernels::combineAcc(a_.dtype, a_.op, accBuf_, accBuf_, mine.data(), a_.count);
+      if (isHalfType(a_.dtype)) {
+        std::vector<uint8_t> mine(accBuf_, accBuf_ + a_.count * acc_);
+        kernels::toAccumulator(a_.dtype, accBuf_, foldBuf_, a_.count);
+        kernels::combineAcc(a_.dtype, a_.op, accBuf_, accBuf_, mine.data(), a_.count);
+      } else {  // accumulator type == dtype: one pass, no copies
+        kernels::combine(a_.dtype, a_.op, accBuf_, foldBuf_, a_.sendbuf, a_.count);
+      }
       enterHalving(0);
     } else if (step <= static_cast<uint32_t>(L)) {
       int k = static_cast<int>(step) - 1;
       size_t lo, hi;
       keptRange(k, &lo, &hi);
       uint8_t* got = scratch_ + levelBase_[k] * acc_;
-      uint8_t* mine = accBuf_ + lo * acc_;
+      const uint8_t* mine = partial(k) + lo * acc_;
+      uint8_t* dst = accBuf_ + lo * acc_;
       // The lower new rank's partial first, whoever computes it.
       if (lowerAt(k))
-        kernels::combineAcc(a_.dtype, a_.op, mine, mine, got, hi - lo);
+        kernels::combineAcc(a_.dtype, a_.op, dst, mine, got, hi - lo);
       else
-        kernels::combineAcc(a_.dtype, a_.op, mine, got, mine, hi - lo);
+        kernels::combineAcc(a_.dtype, a_.op, dst, got, mine, hi - lo);
       enterHalving(k + 1);
     } else if (step <= static_cast<uint32_t>(2 * L)) {
       enterDoubling(static_cast<int>(step) - L);
@@ -215,6 +224,10 @@ class RhdAllReduce final : public Task {
   }
 
   uint8_t* out() const { return static_cast<uint8_t*>(a_.recvbuf); }
+  // This rank's partial sums entering halving level k.
+  const uint8_t* partial(int k) const {
+    return k == 0 && inputIsLevel0_ ? static_cast<const uint8_t*>(a_.sendbuf) : accBuf_;
+  }
 
   CollectiveArgs a_;
   TaskContext& ctx_;
@@ -229,6 +242,7 @@ class RhdAllReduce final : public Task {
   std::vector<uint32_t> arrived_;
   uint32_t cur_ = 0;
   bool done_ = false, modified_ = false;
+  bool inputIsLevel0_ = false;
 };
 
 std::unique_ptr<Task> make(const CollectiveArgs& a, TaskContext& ctx) {

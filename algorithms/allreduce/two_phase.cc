@@ -114,14 +114,9 @@ class TwoPhaseAllReduce final : public Task {
     size_t b, e;
     if (!segRange(r_, g, &b, &e)) return;
     size_t len = e - b;
-    kernels::toAccumulator(a_.dtype, accum_, contribution(0, b), len);
-    for (int p = 1; p < n_ - 1; ++p)
-      kernels::combine(a_.dtype, a_.op, accum_, accum_, contribution(p, b), len);
     uint8_t* dst = out() + b * elem_;
-    if (n_ > 1)
-      kernels::combineFinal(a_.dtype, a_.op, dst, accum_, contribution(n_ - 1, b), len, n_);
-    else
-      kernels::finalize(a_.dtype, a_.op, dst, accum_, len, 1);
+    kernels::reduceInOrder(a_.dtype, a_.op, dst, accum_, n_, len,
+                           [&](int p) { return contribution(p, b); });
     if (a_.inPlace()) modified_ = true;
     ++ownDone_;
     for (int p = 0; p < n_; ++p)

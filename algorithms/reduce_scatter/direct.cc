@@ -55,15 +55,9 @@ class DirectReduceScatter final : public Task {
   }
   void reduce(uint32_t g) {
     size_t off = segs_.first(g) * elem_, len = segs_.len(g);
-    kernels::toAccumulator(a_.dtype, accum_, scratch_ + off, len);
-    for (int p = 1; p < n_ - 1; ++p)
-      kernels::combine(a_.dtype, a_.op, accum_, accum_, scratch_ + slot_ * p + off, len);
     uint8_t* dst = static_cast<uint8_t*>(a_.recvbuf) + off;
-    if (n_ > 1)
-      kernels::combineFinal(a_.dtype, a_.op, dst, accum_, scratch_ + slot_ * (n_ - 1) + off, len,
-                            n_);
-    else
-      kernels::finalize(a_.dtype, a_.op, dst, accum_, len, 1);
+    kernels::reduceInOrder(a_.dtype, a_.op, dst, accum_, n_, len,
+                           [&](int p) { return scratch_ + slot_ * p + off; });
     if (dst == in(r_) + off) modified_ = true;
     ++done_;
   }

@@ -31,4 +31,29 @@ void combineFinal(DataType t, RedOp op, void* dst, const void* acc, const void* 
 // dst[i] (T) = finalize(acc[i] (A)). dst may alias acc only for non-half types.
 void finalize(DataType t, RedOp op, void* dst, const void* acc, size_t count, int contributors);
 
+// dst (T) = finalize(((x0 op x1) op x2) ... op x(n-1)) for n >= 1 inputs
+// input(0..n-1) (T), in that order. acc: scratch for count accumulator (A)
+// elements. When A is T the first input serves as the first accumulator
+// instead of a copy of it (for N=2 no scratch is touched at all): same
+// expression, same kernels, same bits, one buffer pass less. dst must not
+// overlap the inputs except as combineFinal allows (dst == input(n-1)).
+template <typename InputAt>
+void reduceInOrder(DataType t, RedOp op, void* dst, void* acc, int n, size_t count, InputAt input) {
+  if (n == 1) {
+    toAccumulator(t, acc, input(0), count);
+    finalize(t, op, dst, acc, count, 1);
+    return;
+  }
+  const void* first = input(0);
+  if (isHalfType(t)) {
+    toAccumulator(t, acc, first, count);
+    first = acc;
+  }
+  for (int p = 1; p < n - 1; ++p) {
+    combine(t, op, acc, first, input(p), count);
+    first = acc;
+  }
+  combineFinal(t, op, dst, first, input(n - 1), count, n);
+}
+
 }  // namespace chorus::kernels
