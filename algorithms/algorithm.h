@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/reduce.h"
 #include "src/core/dtype.h"
 #include "src/core/status.h"
 
@@ -102,6 +103,17 @@ class Task {
   virtual Result<uint8_t*> recvTarget(int fromRank, uint32_t block, size_t bytes) = 0;
   // That block has landed.
   virtual Status onRecv(int fromRank, uint32_t block) = 0;
+  // Optional, asked right after recvTarget on transports that read from
+  // memory (shared memory): the reduction onRecv would apply to the landed
+  // block, to be applied while it is read instead (one copy less). If the
+  // transport did, onReducedRecv follows instead of onRecv.
+  virtual bool arrivalReduction(int /*fromRank*/, uint32_t /*block*/,
+                                kernels::ArrivalReduction* /*r*/) {
+    return false;
+  }
+  virtual Status onReducedRecv(int /*fromRank*/, uint32_t block) {
+    return internalError("block " + std::to_string(block) + " was reduced on arrival unasked");
+  }
   // This rank's result is complete.
   virtual bool haveAll() const = 0;
   // An in-place operation has overwritten part of its input.

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/reduce.h"
 #include "src/core/status.h"
 #include "src/protocol/frame.h"
 
@@ -32,6 +33,11 @@ class SendOwner {
 struct RecvTarget {
   uint8_t* ptr = nullptr;       // nullptr: read and discard the payload
   const void* owner = nullptr;  // for detachReceives()
+  // Set only on connections that canReduceOnArrival(): reduce the payload
+  // while reading it instead of landing it at ptr. onFrame gets it back
+  // still set if it was applied to the whole payload, cleared if the
+  // payload landed at ptr after all.
+  kernels::ArrivalReduction reduce;
 };
 
 class FrameSink {
@@ -100,6 +106,9 @@ class Connection {
   // only partly handed out): fd() will not report it, so the engine
   // progresses the connection again instead of sleeping.
   virtual bool hasBufferedInput() const { return false; }
+  // Whether this connection reads payloads from memory it can reduce out of
+  // in place (RecvTarget::reduce), saving the copy that landing costs.
+  virtual bool canReduceOnArrival() const { return false; }
   // Whether the engine should wake when fd() becomes writable.
   virtual bool wantsWriteReadiness() const { return hasPendingSends(); }
   virtual bool isOpen() const = 0;

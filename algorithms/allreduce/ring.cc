@@ -84,7 +84,33 @@ class RingAllReduce final : public Task {
     return rs ? scratch_ + b * acc_ : out() + b * elem_;
   }
 
+  // Reduce-scatter steps add our input to the arriving partial sum: on
+  // shared memory straight out of the ring (the same kernel and operands).
+  bool arrivalReduction(int, uint32_t block, kernels::ArrivalReduction* r) override {
+    uint32_t step = block / nseg_, g = block % nseg_;
+    if (step > static_cast<uint32_t>(n_ - 2)) return false;  // all-gather: lands
+    size_t b = 0, e = 0;
+    segRange(recvChunk(step), g, &b, &e);
+    r->dtype = a_.dtype;
+    r->op = a_.op;
+    r->final = step == static_cast<uint32_t>(n_ - 2);
+    r->contributors = n_;
+    r->dst = r->final ? out() + b * elem_ : scratch_ + b * acc_;
+    r->other = in() + b * elem_;
+    return true;
+  }
+  Status onReducedRecv(int fromRank, uint32_t block) override {
+    return received(fromRank, block, /*reduced=*/true);
+  }
   Status onRecv(int fromRank, uint32_t block) override {
+    return received(fromRank, block, /*reduced=*/false);
+  }
+
+  bool haveAll() const override { return ownDone_ == ownSegs_ && agDone_ == agExpected_; }
+  bool inputModified() const override { return modified_; }
+
+ private:
+  Status received(int, uint32_t block, bool reduced) {
     uint32_t step = block / nseg_, g = block % nseg_;
     int c = recvChunk(step);
     size_t b = 0, e = 0;
@@ -93,13 +119,14 @@ class RingAllReduce final : public Task {
     if (step < static_cast<uint32_t>(n_ - 2)) {
       // Partial sum: add our input and pass it on.
       uint8_t* acc = scratch_ + b * acc_;
-      kernels::combine(a_.dtype, a_.op, acc, acc, in() + b * elem_, len);
+      if (!reduced) kernels::combine(a_.dtype, a_.op, acc, acc, in() + b * elem_, len);
       ctx_.send(right(), blockId(step + 1, g), acc, len * acc_);
     } else if (step == static_cast<uint32_t>(n_ - 2)) {
       // Last reduce-scatter step: we own chunk c; finalise into the output
       // and start its all-gather.
       uint8_t* dst = out() + b * elem_;
-      kernels::combineFinal(a_.dtype, a_.op, dst, scratch_ + b * acc_, in() + b * elem_, len, n_);
+      if (!reduced)
+        kernels::combineFinal(a_.dtype, a_.op, dst, scratch_ + b * acc_, in() + b * elem_, len, n_);
       if (a_.inPlace()) modified_ = true;
       ++ownDone_;
       if (n_ > 1) ctx_.send(right(), blockId(step + 1, g), dst, len * elem_);
@@ -115,10 +142,6 @@ class RingAllReduce final : public Task {
     return Status::ok();
   }
 
-  bool haveAll() const override { return ownDone_ == ownSegs_ && agDone_ == agExpected_; }
-  bool inputModified() const override { return modified_; }
-
- private:
   int mod(int x) const { return ((x % n_) + n_) % n_; }
   // Neighbours on the ring (ranks).
   int right() const { return topo_.ring[mod(r_ + 1)]; }

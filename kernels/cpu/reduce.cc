@@ -282,4 +282,14 @@ CHORUS_KERNEL void finalize(DataType t, RedOp op, void* dst, const void* acc, si
   }
 }
 
+void applyArrivalReduction(const ArrivalReduction& r, const void* incoming, size_t first,
+                           size_t count) {
+  const size_t es = dataTypeSize(r.dtype), as = accumulatorSize(r.dtype);
+  const uint8_t* other = r.other + first * es;
+  if (r.final)
+    combineFinal(r.dtype, r.op, r.dst + first * es, incoming, other, count, r.contributors);
+  else
+    combine(r.dtype, r.op, r.dst + first * as, incoming, other, count);
+}
+
 }  // namespace chorus::kernels

@@ -31,6 +31,25 @@ void combineFinal(DataType t, RedOp op, void* dst, const void* acc, const void* 
 // dst[i] (T) = finalize(acc[i] (A)). dst may alias acc only for non-half types.
 void finalize(DataType t, RedOp op, void* dst, const void* acc, size_t count, int contributors);
 
+// A reduction applied to incoming accumulator-typed (A) elements while they
+// are read (from a shared-memory ring), instead of landing them in a buffer
+// and reducing that: payload element i gives dst[i] = op(incoming[i],
+// other[i]) (combine, dst A), or with `final` combineFinal over
+// `contributors` (dst T). other is T-typed. The same kernels and operand
+// order as landing then reducing, so the same bits.
+struct ArrivalReduction {
+  DataType dtype = DataType::kFloat32;
+  RedOp op = RedOp::kSum;
+  bool final = false;
+  int contributors = 0;
+  uint8_t* dst = nullptr;  // nullptr: no reduction on arrival
+  const uint8_t* other = nullptr;
+};
+
+// Applies r to `count` incoming elements, payload elements first..first+count.
+void applyArrivalReduction(const ArrivalReduction& r, const void* incoming, size_t first,
+                           size_t count);
+
 // dst (T) = finalize(((x0 op x1) op x2) ... op x(n-1)) for n >= 1 inputs
 // input(0..n-1) (T), in that order. acc: scratch for count accumulator (A)
 // elements. When A is T the first input serves as the first accumulator

@@ -742,7 +742,10 @@ transport::RecvTarget Communicator::onHeader(transport::Connection& c, const fra
           abortOpEverywhere(op, target.status());
           return {};
         }
-        return {target.value(), op};
+        transport::RecvTarget t{target.value(), op};
+        if (c.canReduceOnArrival() && !op->task->arrivalReduction(from, h.block, &t.reduce))
+          t.reduce = {};
+        return t;
       }
       if (op && (h.epoch < op->epoch || (h.epoch == op->epoch && op->state != OpState::kQueued)))
         return {};  // frozen or stale
@@ -786,7 +789,9 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
       Op* op = findOp(key);
       if (op && t.owner == op) {
         op->bytesReceived += h.length;
-        Status st = op->task->onRecv(op->rankOf(c.peerId()), h.block);
+        const int from = op->rankOf(c.peerId());
+        Status st =
+            t.reduce.dst ? op->task->onReducedRecv(from, h.block) : op->task->onRecv(from, h.block);
         if (!st.isOk()) {
           abortOpEverywhere(op, st);
           return;

@@ -38,6 +38,27 @@ TEST(Shm, EveryDtypeOpCountThroughTheRingsN2) {
         << "the link did not use shared memory";
 }
 
+// The ring all-reduce adds its input to the arriving partial sums straight
+// out of the shared-memory ring (no landing copy). N=3 has both kinds of
+// reduce-scatter step (pass-on and final); every dtype and op, counts that
+// make payloads wrap the 64 KiB rings mid-element, and odd-sized uint8/int8
+// frames before them that leave later payloads misaligned in the ring. The
+// peers must agree on every byte and match the expected results.
+TEST(Shm, RingReducesStraightOutOfTheRingsN3) {
+  TestCoordinator coord;
+  std::vector<std::string> env = kShmEnv;
+  env.push_back("CHORUS_ALGO=allreduce:ring");
+  auto w = Workers::launch(3, coord.address(), "shmfused",
+                           {"--scenario", "sweep", "--counts", "1,7,1001,65537,100003"},
+                           "test-secret", env);
+  ASSERT_TRUE(w.waitAll(180000)) << w.dump();
+  expectAllCasesAgree(w, 100);
+  for (auto& p : w.procs)
+    EXPECT_NE(p->output().find("straight out of the ring"), std::string::npos)
+        << "no payload was reduced on arrival\n"
+        << p->output().substr(0, 3000);
+}
+
 TEST(Shm, KilledPeerIsDetectedAndLeavesNoSegment) {
   // A segment as a crashed earlier run would leave it (its pid is gone).
   const std::string stale = "/chorus-shm.999999999.0000000000000001.0000000000000002.0";

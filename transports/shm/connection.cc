@@ -232,11 +232,73 @@ ssize_t ShmConnection::readBytes(const ::iovec* iov, int n) {
     if (drained) total = readRing(iov, n);
     if (total == 0) return -EAGAIN;
   }
+  wakeWriterIfArmed();
+  return static_cast<ssize_t>(total);
+}
+
+void ShmConnection::wakeWriterIfArmed() {
   std::atomic_thread_fence(std::memory_order_seq_cst);  // as in writeBytes
   if (in_->header()->writerArmed.load(std::memory_order_relaxed) &&
       in_->header()->writerArmed.exchange(0, std::memory_order_seq_cst))
     wake();
-  return static_cast<ssize_t>(total);
+}
+
+ssize_t ShmConnection::readReducing(const kernels::ArrivalReduction& r, size_t offset, size_t len) {
+  // Whole accumulator elements only; payloads are whole elements, so a
+  // partial one is simply left in the ring until the rest of it arrives.
+  const size_t as = accumulatorSize(r.dtype);
+  Ring::Pieces p = in_->peek(len);
+  if (p.total() < as) {
+    bool drained = false;
+    if (peerGone(&drained)) return drainError_ != 0 ? -drainError_ : 0;
+    if (drained) p = in_->peek(len);  // as in readBytes
+    if (p.total() < as) return -EAGAIN;
+  }
+  const size_t take = p.total() / as * as;
+  size_t elem = offset / as;
+  if (!reducedOnArrival_) {
+    reducedOnArrival_ = true;
+    LOG_DEBUG("link to peer " << peerId_ << " stream " << stream_
+                              << ": reducing a payload straight out of the ring");
+  }
+  // The kernels read elements through typed pointers, which must be aligned
+  // to their size. A payload starts aligned when everything before it in
+  // the ring was whole 8-byte units (48-byte headers, payloads of 4- or
+  // 8-byte elements); after odd-sized frames it may not: then the elements
+  // go through a small aligned buffer (in L1) instead.
+  auto apply = [&](const uint8_t* src, size_t count) {
+    if (reinterpret_cast<uintptr_t>(src) % as == 0) {
+      kernels::applyArrivalReduction(r, src, elem, count);
+      elem += count;
+      return;
+    }
+    alignas(64) uint8_t bounce[4096];
+    while (count > 0) {
+      size_t k = std::min(count, sizeof(bounce) / as);
+      std::memcpy(bounce, src, k * as);
+      kernels::applyArrivalReduction(r, bounce, elem, k);
+      src += k * as;
+      elem += k;
+      count -= k;
+    }
+  };
+  size_t inFirst = std::min(take, p.firstLen);
+  size_t whole = inFirst / as;
+  if (whole > 0) apply(p.first, whole);
+  size_t done = whole * as;
+  if (done < inFirst) {
+    // One element straddles the wrap: reduce it from a copy.
+    alignas(16) uint8_t one[16];
+    size_t head = inFirst - done;
+    std::memcpy(one, p.first + done, head);
+    std::memcpy(one + head, p.second, as - head);
+    apply(one, 1);
+    done += as;
+  }
+  if (done < take) apply(p.second + (done - p.firstLen), (take - done) / as);
+  in_->consume(take);
+  wakeWriterIfArmed();
+  return static_cast<ssize_t>(take);
 }
 
 bool ShmConnection::prepareSleep() {

@@ -122,6 +122,25 @@ size_t Ring::write(const uint8_t* p, size_t len) {
   return n;
 }
 
+Ring::Pieces Ring::peek(size_t limit) const {
+  const uint64_t cap = hdr_->capacity;
+  const uint64_t head = hdr_->head.load(std::memory_order_relaxed);
+  const uint64_t tail = hdr_->tail.load(std::memory_order_acquire);
+  Pieces p;
+  size_t n = static_cast<size_t>(std::min<uint64_t>(limit, tail - head));
+  size_t at = static_cast<size_t>(head % cap);
+  p.first = data_ + at;
+  p.firstLen = std::min<size_t>(n, cap - at);
+  p.second = data_;
+  p.secondLen = n - p.firstLen;
+  return p;
+}
+
+void Ring::consume(size_t n) {
+  const uint64_t head = hdr_->head.load(std::memory_order_relaxed);
+  hdr_->head.store(head + n, std::memory_order_seq_cst);
+}
+
 size_t Ring::read(uint8_t* p, size_t len) {
   const uint64_t cap = hdr_->capacity;
   const uint64_t head = hdr_->head.load(std::memory_order_relaxed);

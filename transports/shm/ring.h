@@ -38,6 +38,19 @@ class Ring {
   // Copies up to len bytes in / out; returns the count moved.
   size_t write(const uint8_t* p, size_t len);
   size_t read(uint8_t* p, size_t len);
+  // The readable bytes where they lie, without consuming them: up to
+  // `limit` bytes in at most two pieces (the second starts at the ring's
+  // beginning, after the wrap). consume(n) then gives n of them back to the
+  // writer. For readers that reduce straight out of the ring.
+  struct Pieces {
+    const uint8_t* first = nullptr;
+    size_t firstLen = 0;
+    const uint8_t* second = nullptr;
+    size_t secondLen = 0;
+    size_t total() const { return firstLen + secondLen; }
+  };
+  Pieces peek(size_t limit) const;
+  void consume(size_t n);
   size_t readable() const;
   size_t writable() const;
   RingHeader* header() { return hdr_; }

@@ -163,6 +163,7 @@ void TcpConnection::detachReceives(const void* owner) {
   if (inPayload_ && target_.owner == owner) {
     target_.ptr = nullptr;
     target_.owner = nullptr;
+    target_.reduce = {};
   }
 }
 
@@ -249,6 +250,10 @@ Result<bool> TcpConnection::flushSends() {
   return progressed;
 }
 
+size_t TcpConnection::stageReadBytes() const {
+  return kStageRead;
+}
+
 Status TcpConnection::parseStaged(FrameSink& sink, bool* progressed) {
   for (;;) {
     size_t staged = stageEnd_ - stageBegin_;
@@ -265,6 +270,9 @@ Status TcpConnection::parseStaged(FrameSink& sink, bool* progressed) {
       payloadDone_ = 0;
       inPayload_ = true;
       target_ = sink.onHeader(*this, cur_);
+      // Payload bytes already staged cannot be reduced from the byte stream:
+      // this payload lands at ptr and is reduced by the receiver.
+      if (staged > 0 && cur_.length > 0) target_.reduce = {};
       *progressed = true;
     }
     uint32_t remaining = cur_.length - payloadDone_;
@@ -294,6 +302,24 @@ Result<bool> TcpConnection::readFrames(FrameSink& sink) {
   for (int rounds = 0; rounds < 64 && open_; ++rounds) {
     CHORUS_RETURN_IF_ERROR(parseStaged(sink, &progressed));
     if (!open_) break;
+    if (inPayload_ && target_.reduce.dst) {
+      // Reduce straight out of the byte stream (shared memory).
+      ssize_t r = readReducing(target_.reduce, payloadDone_, cur_.length - payloadDone_);
+      if (r == -EAGAIN) break;
+      if (r == 0) return brokenError("was closed by the peer", 0);
+      if (r < 0) return brokenError("failed while receiving", static_cast<int>(-r));
+      progressed = true;
+      bytesReceived_ += static_cast<uint64_t>(r);
+      payloadDone_ += static_cast<uint32_t>(r);
+      if (payloadDone_ == cur_.length) {
+        inPayload_ = false;
+        RecvTarget t = target_;
+        target_ = RecvTarget{};
+        ++framesReceived_;
+        sink.onFrame(*this, cur_, t);
+      }
+      continue;
+    }
     iovec iov[2];
     int n = 0;
     size_t directLen = 0;
@@ -310,14 +336,14 @@ Result<bool> TcpConnection::readFrames(FrameSink& sink) {
         if (directLen > discard_.size()) directLen = discard_.size();
       }
       iov[n++] = {direct, directLen};
-      iov[n++] = {stage_.data(), kStageRead};
+      iov[n++] = {stage_.data(), stageReadBytes()};
     } else {
-      if (stageBegin_ > 0 && stageEnd_ + kStageRead > stage_.size()) {
+      if (stageBegin_ > 0 && stageEnd_ + stageReadBytes() > stage_.size()) {
         std::memmove(stage_.data(), stage_.data() + stageBegin_, stageEnd_ - stageBegin_);
         stageEnd_ -= stageBegin_;
         stageBegin_ = 0;
       }
-      iov[n++] = {stage_.data() + stageEnd_, kStageRead};
+      iov[n++] = {stage_.data() + stageEnd_, stageReadBytes()};
     }
     ssize_t r = readBytes(iov, n);
     if (r < 0) {

@@ -11,6 +11,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <cerrno>
+
 #include <deque>
 #include <memory>
 #include <vector>
@@ -54,6 +56,19 @@ class TcpConnection : public Connection {
   // Bytes the byte stream itself still holds after writeBytes accepted them
   // (TLS: plaintext not yet encrypted out); true if some moved.
   virtual Result<bool> flushTransport() { return false; }
+  // How many bytes to read into the staging buffer when a frame header is
+  // due. Payload bytes that arrive there are copied to their target once
+  // more, which a socket accepts to save read() calls (16 KiB); a byte
+  // stream without system calls reads just the header (shared memory).
+  virtual size_t stageReadBytes() const;
+  // Reads up to len payload bytes of the current frame (from payload byte
+  // offset on) and applies r to them, whole elements only. Returns bytes
+  // consumed (> 0), 0 at end of stream, or -errno (-EAGAIN: nothing yet).
+  // Only called where canReduceOnArrival().
+  virtual ssize_t readReducing(const kernels::ArrivalReduction& r, size_t offset, size_t len) {
+    (void)r, (void)offset, (void)len;
+    return -ENOTSUP;
+  }
   Status brokenError(const std::string& what, int err);
 
   int fd_;
