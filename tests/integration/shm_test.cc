@@ -1,8 +1,9 @@
-// The experimental shared-memory transport (CHORUS_SHM=1): every dtype x op
-// x count between two processes through the rings (4 KiB rings, so large
-// payloads wrap and fill them many times), a killed peer detected through
-// the socket that stays beside the rings, and a stale segment from a
-// crashed run swept away.
+// The shared-memory transport (the default between peers of one host):
+// every dtype x op x count between two processes through the rings (64 KiB
+// rings, so large payloads wrap and fill them many times), the ring
+// all-reduce reducing straight out of the rings, a killed peer detected
+// through the socket that stays beside the rings, and a stale segment from
+// a crashed run swept away.
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
