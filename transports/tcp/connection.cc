@@ -254,6 +254,14 @@ size_t TcpConnection::stageReadBytes() const {
   return kStageRead;
 }
 
+void TcpConnection::finishFrame(FrameSink& sink) {
+  inPayload_ = false;
+  RecvTarget t = target_;
+  target_ = RecvTarget{};
+  ++framesReceived_;
+  sink.onFrame(*this, cur_, t);
+}
+
 Status TcpConnection::parseStaged(FrameSink& sink, bool* progressed) {
   for (;;) {
     size_t staged = stageEnd_ - stageBegin_;
@@ -283,11 +291,7 @@ Status TcpConnection::parseStaged(FrameSink& sink, bool* progressed) {
       stageBegin_ += take;
     }
     if (payloadDone_ == cur_.length) {
-      inPayload_ = false;
-      RecvTarget t = target_;
-      target_ = RecvTarget{};
-      ++framesReceived_;
-      sink.onFrame(*this, cur_, t);
+      finishFrame(sink);
       if (!open_) return Status::ok();
       continue;
     }
@@ -312,11 +316,7 @@ Result<bool> TcpConnection::readFrames(FrameSink& sink) {
       bytesReceived_ += static_cast<uint64_t>(r);
       payloadDone_ += static_cast<uint32_t>(r);
       if (payloadDone_ == cur_.length) {
-        inPayload_ = false;
-        RecvTarget t = target_;
-        target_ = RecvTarget{};
-        ++framesReceived_;
-        sink.onFrame(*this, cur_, t);
+        finishFrame(sink);
       }
       continue;
     }
@@ -360,11 +360,7 @@ Result<bool> TcpConnection::readFrames(FrameSink& sink) {
       payloadDone_ += static_cast<uint32_t>(first);
       stageEnd_ = got - first;
       if (payloadDone_ == cur_.length) {
-        inPayload_ = false;
-        RecvTarget t = target_;
-        target_ = RecvTarget{};
-        ++framesReceived_;
-        sink.onFrame(*this, cur_, t);
+        finishFrame(sink);
       }
     } else {
       stageEnd_ += got;

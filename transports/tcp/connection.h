@@ -89,6 +89,8 @@ class TcpConnection : public Connection {
   Result<bool> flushSends();
   Result<bool> readFrames(FrameSink& sink);
   Status parseStaged(FrameSink& sink, bool* progressed);
+  // The current payload is complete: hand the frame to the sink.
+  void finishFrame(FrameSink& sink);
 
   std::deque<SendItem> sendq_;
   // retainSent(): frames written whole, kept until their owner is cancelled;
