@@ -204,17 +204,15 @@ class LaneReduce final : public LaneTask {
     const auto& kids = lanes_[l].children[r_];
     bool root = lanes_[l].parent[r_] < 0;
     // Own input first, then children in order: a fixed shape, fixed bits.
-    // The input itself is the first operand when the accumulator type is
-    // the dtype (no copy of it), as in kernels::reduceInOrder.
-    const uint8_t* first = in;
-    if (isHalfType(a_.dtype) || kids.empty()) {
-      kernels::toAccumulator(a_.dtype, mine, in, len);
-      first = mine;
-    }
-    for (size_t k = 0; k < kids.size(); ++k) {
-      kernels::combineAcc(a_.dtype, a_.op, mine, first,
-                          slot(l, static_cast<int>(k) + 1) + off * acc_, len);
-      first = mine;
+    if (kids.empty()) {
+      kernels::toAccumulator(a_.dtype, mine, in, len);  // a leaf: the partial is the input
+    } else {
+      const void* first = kernels::firstOperand(a_.dtype, mine, in, len);
+      for (size_t k = 0; k < kids.size(); ++k) {
+        kernels::combineAcc(a_.dtype, a_.op, mine, first,
+                            slot(l, static_cast<int>(k) + 1) + off * acc_, len);
+        first = mine;
+      }
     }
     if (root) {
       uint8_t* dst = static_cast<uint8_t*>(a_.recvbuf) + s.first(g) * elem_;

@@ -172,17 +172,16 @@ class HierarchicalAllReduce final : public Task {
   void reduceSegment(uint32_t g) {
     size_t off = seg1_.first(g), len = seg1_.len(g);
     uint8_t* acc = partial_ + off * acc_;
-    // When the accumulator type is the dtype, the input itself is the first
-    // operand (no copy of it), as in kernels::reduceInOrder.
-    const void* first = static_cast<const uint8_t*>(a_.sendbuf) + off * elem_;
-    if (isHalfType(a_.dtype) || host_.size() == 1) {
-      kernels::toAccumulator(a_.dtype, acc, first, len);
-      first = acc;
-    }
-    for (size_t k = 0; k + 1 < host_.size(); ++k) {
-      kernels::combine(a_.dtype, a_.op == RedOp::kAvg ? RedOp::kSum : a_.op, acc, first,
-                       slot_(static_cast<int>(k)) + off * elem_, len);
-      first = acc;
+    const void* in = static_cast<const uint8_t*>(a_.sendbuf) + off * elem_;
+    if (host_.size() == 1) {
+      kernels::toAccumulator(a_.dtype, acc, in, len);  // alone on its host
+    } else {
+      const void* first = kernels::firstOperand(a_.dtype, acc, in, len);
+      for (size_t k = 0; k + 1 < host_.size(); ++k) {
+        kernels::combine(a_.dtype, a_.op == RedOp::kAvg ? RedOp::kSum : a_.op, acc, first,
+                         slot_(static_cast<int>(k)) + off * elem_, len);
+        first = acc;
+      }
     }
     if (++reduced_ < seg1_.count) return;
     // All of the partial is ready: step 2.

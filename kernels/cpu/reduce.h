@@ -50,6 +50,15 @@ struct ArrivalReduction {
 void applyArrivalReduction(const ArrivalReduction& r, const void* incoming, size_t first,
                            size_t count);
 
+// The first operand of a reduction chain over `in` (T): `in` itself when
+// the accumulator type is T (all but fp16/bf16), which saves copying it;
+// otherwise its conversion, written to acc. The chain then writes acc.
+inline const void* firstOperand(DataType t, void* acc, const void* in, size_t count) {
+  if (!isHalfType(t)) return in;
+  toAccumulator(t, acc, in, count);
+  return acc;
+}
+
 // dst (T) = finalize(((x0 op x1) op x2) ... op x(n-1)) for n >= 1 inputs
 // input(0..n-1) (T), in that order. acc: scratch for count accumulator (A)
 // elements. When A is T the first input serves as the first accumulator
@@ -63,11 +72,7 @@ void reduceInOrder(DataType t, RedOp op, void* dst, void* acc, int n, size_t cou
     finalize(t, op, dst, acc, count, 1);
     return;
   }
-  const void* first = input(0);
-  if (isHalfType(t)) {
-    toAccumulator(t, acc, first, count);
-    first = acc;
-  }
+  const void* first = firstOperand(t, acc, input(0), count);
   for (int p = 1; p < n - 1; ++p) {
     combine(t, op, acc, first, input(p), count);
     first = acc;

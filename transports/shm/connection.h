@@ -41,10 +41,11 @@ class ShmConnection final : public tcp::TcpConnection {
  protected:
   ssize_t writeBytes(const ::iovec* iov, int n) override;
   ssize_t readBytes(const ::iovec* iov, int n) override;
+  // Applies r straight out of the ring (no landing copy).
+  ssize_t readReducing(const kernels::ArrivalReduction& r, size_t offset, size_t len) override;
   // Reading the ring costs no system call: take just the next header, so
   // that its payload goes from the ring straight to its target (a 16 KiB
   // staging read put up to 16 KiB of each payload through a second copy).
-  ssize_t readReducing(const kernels::ArrivalReduction& r, size_t offset, size_t len) override;
   size_t stageReadBytes() const override {
     return mode_ == Mode::kShm ? frame::kHeaderSize : TcpConnection::stageReadBytes();
   }
