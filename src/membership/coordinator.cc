@@ -85,8 +85,13 @@ struct Coordinator::Group {
   std::vector<uint64_t> pending;                       // waiting to join, in arrival order
   std::set<uint64_t> announcedLeaves;
   std::set<uint64_t> updateArrived, updateLeavers;
-  // Evict at the time point unless resolved; the text says who reported what.
-  std::map<uint64_t, std::pair<TimePoint, std::string>> suspects;
+  // Reports that a member cannot be reached, by accused peer: decided at
+  // `at` unless resolved first (peersToEvict), with who reported what.
+  struct Suspicion {
+    TimePoint at;
+    std::map<uint64_t, std::string> by;  // accuser -> its reason
+  };
+  std::map<uint64_t, Suspicion> suspects;
   uint32_t expected = 1;
   bool standbyKnown = false;
   bool recovering = false;
@@ -395,11 +400,10 @@ void Coordinator::onMessage(const std::shared_ptr<Session>& s, const control::Me
       if (!member || sp->peerId == s->peerId) break;
       // Give a graceful leave or a crash a moment to be seen on the
       // suspect's own link before treating this as a partition.
-      if (!g.suspects.count(sp->peerId)) {
+      auto [it, fresh] = g.suspects.try_emplace(sp->peerId);
+      if (fresh) it->second.at = Clock::now() + std::chrono::milliseconds(250);
+      if (it->second.by.emplace(s->peerId, sp->reason).second)
         LOG_INFO("peer " << s->peerId << " suspects peer " << sp->peerId << ": " << sp->reason);
-        g.suspects[sp->peerId] = {Clock::now() + std::chrono::milliseconds(250),
-                                  "peer " + std::to_string(s->peerId) + " reported " + sp->reason};
-      }
       break;
     }
     default:
@@ -689,14 +693,29 @@ void Coordinator::sweep() {
             std::to_string(
                 std::chrono::duration_cast<std::chrono::milliseconds>(now - s->lastSeen).count()) +
             " ms";
+    // Due suspicions, from accusers still here: a partition between live
+    // peers has them accuse each other, and only one side should go.
+    std::map<uint64_t, std::set<uint64_t>> accusers;
+    std::map<uint64_t, std::string> reasons;
     for (auto it = g.suspects.begin(); it != g.suspects.end();) {
-      if (it->second.first <= now) {
-        dead.emplace(it->first, it->second.second);
-        it = g.suspects.erase(it);
-      } else {
+      if (it->second.at > now) {
         ++it;
+        continue;
       }
+      for (const auto& [by, why] : it->second.by) {
+        if (!g.peers.count(by) || dead.count(by)) continue;
+        accusers[it->first].insert(by);
+        reasons[it->first] += (reasons[it->first].empty() ? "peer " : "; peer ") +
+                              std::to_string(by) + " reported " + why;
+      }
+      it = g.suspects.erase(it);
     }
+    std::set<uint64_t> evict = peersToEvict(accusers);
+    for (const auto& [accused, by] : accusers)
+      if (!evict.count(accused))
+        LOG_INFO("group '" << g.name << "': peer " << accused
+                           << " stays: every peer that reported it unreachable is removed");
+    for (uint64_t id : evict) dead.emplace(id, reasons[id]);
     if (!dead.empty()) {
       for (const auto& [id, why] : dead) {
         LOG_WARN("group '" << g.name << "': peer " << id << " declared dead: " << why);

@@ -1,5 +1,6 @@
 #include "src/membership/view.h"
 
+#include <iterator>
 #include <map>
 #include <set>
 #include <utility>
@@ -188,6 +189,32 @@ Decisions decide(const std::map<uint64_t, Report>& reports, const View& closing,
     ds.ops.push_back(d);
   }
   return ds;
+}
+
+std::set<uint64_t> peersToEvict(const std::map<uint64_t, std::set<uint64_t>>& accusers) {
+  // Edges accuser -> accused, both still kept.
+  std::set<std::pair<uint64_t, uint64_t>> edges;
+  for (const auto& [accused, by] : accusers)
+    for (uint64_t a : by)
+      if (a != accused) edges.insert({a, accused});
+  std::set<uint64_t> evicted;
+  while (!edges.empty()) {
+    std::map<uint64_t, int> degree;
+    std::set<uint64_t> accused;
+    for (const auto& [a, b] : edges) {
+      ++degree[a];
+      ++degree[b];
+      accused.insert(b);
+    }
+    uint64_t pick = 0;
+    for (uint64_t b : accused)
+      if (pick == 0 || degree[b] > degree[pick] || (degree[b] == degree[pick] && b > pick))
+        pick = b;
+    evicted.insert(pick);
+    for (auto it = edges.begin(); it != edges.end();)
+      it = (it->first == pick || it->second == pick) ? edges.erase(it) : std::next(it);
+  }
+  return evicted;
 }
 
 }  // namespace chorus

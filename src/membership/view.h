@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -98,5 +99,15 @@ struct Decisions {
 // `reports` holds one report per member of the new view, by peer id;
 // `closing` is the view whose epoch is being closed.
 Decisions decide(const std::map<uint64_t, Report>& reports, const View& closing, ViewReason reason);
+
+// Whom to remove when members report each other unreachable (accused ->
+// its accusers; every one a live member). A partition between live peers
+// makes both sides accuse each other, so removing every accused peer would
+// empty the job; instead remove as few as leave no accusation standing
+// between those kept, greedily: the accused peer with the most accusations
+// in and out first (ties: the higher peer id), then drop what it said and
+// what was said of it, and repeat. A dead peer accuses no one: it alone
+// goes. Only accused peers are ever removed.
+std::set<uint64_t> peersToEvict(const std::map<uint64_t, std::set<uint64_t>>& accusers);
 
 }  // namespace chorus

@@ -1,5 +1,6 @@
 // Wire formats: round trips, and rejection of truncated, oversized,
 // wrong-version and garbled input (no crash, a clear error).
+#include <set>
 #include <gtest/gtest.h>
 
 #include <random>
@@ -341,4 +342,31 @@ TEST(Decide, PointToPointWaitsOnlyForItsPartner) {
   receiving.ops.push_back({7, 0, true, false, 10});
   d = decide({{10, sender}, {11, receiving}}, closing, ViewReason::kFailure);
   EXPECT_EQ(d.find(7, 0)->decision, Decision::kSuccess);
+}
+
+// Members report each other unreachable (accused -> accusers).
+TEST(PeersToEvict, ADeadPeerAloneGoes) {
+  EXPECT_EQ(peersToEvict({{7, {1, 2, 3}}}), (std::set<uint64_t>{7}));
+  EXPECT_EQ(peersToEvict({{7, {1}}}), (std::set<uint64_t>{7}));  // one witness is enough
+  EXPECT_TRUE(peersToEvict({}).empty());
+}
+
+TEST(PeersToEvict, APartitionedPairLosesOneNotBoth) {
+  // 4 and 9 lost their link and each blames the other: the higher id goes.
+  EXPECT_EQ(peersToEvict({{4, {9}}, {9, {4}}}), (std::set<uint64_t>{9}));
+}
+
+TEST(PeersToEvict, ThePeerCutOffFromTheRestGoes) {
+  // 5 reaches no one and accuses 1, 2, 3; they all accuse 5.
+  EXPECT_EQ(peersToEvict({{5, {1, 2, 3}}, {1, {5}}, {2, {5}}, {3, {5}}}), (std::set<uint64_t>{5}));
+}
+
+TEST(PeersToEvict, AChainLosesItsMiddle) {
+  // 1 blames 2, 2 blames 3: removing 2 settles both; removing 3 would not.
+  EXPECT_EQ(peersToEvict({{2, {1}}, {3, {2}}}), (std::set<uint64_t>{2}));
+}
+
+TEST(PeersToEvict, TwoSeparatePartitionsEachLoseOne) {
+  auto out = peersToEvict({{1, {2}}, {2, {1}}, {3, {4}}, {4, {3}}});
+  EXPECT_EQ(out, (std::set<uint64_t>{2, 4}));
 }
