@@ -37,7 +37,7 @@ struct RecvTarget {
   // while reading it instead of landing it at ptr. onFrame gets it back
   // still set if it was applied to the whole payload, cleared if the
   // payload landed at ptr after all.
-  kernels::ArrivalReduction reduce;
+  kernels::ArrivalReduction reduce{};
 };
 
 class FrameSink {
@@ -88,6 +88,12 @@ class Connection {
   virtual size_t queuedSendBytes() const = 0;
   // Smoothed round-trip time the transport measured, us (0: unknown).
   virtual uint32_t rttUs() const { return 0; }
+  // How long data has gone unacknowledged by the peer's host, ms: the time
+  // since its last acknowledgement while data is in flight, 0 when nothing
+  // is in flight (or the transport cannot tell). It grows on a flow the
+  // network drops or a host that vanished; a receiver that merely stopped
+  // reading (zero window) acknowledges everything sent, so it stays 0.
+  virtual uint32_t unackedForMs() const { return 0; }
   // Forget every queued send of owner; a frame already half-written is
   // finished with zero bytes so the stream stays framed.
   virtual void cancelSends(const SendOwner* owner) = 0;

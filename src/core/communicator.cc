@@ -903,8 +903,9 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
     for (transport::Connection* c : buffered)
       if (inputBuffered_.count(c)) progressConnection(c, &worked);
   }
+  TimePoint now{};
   if (!ops_.empty()) {
-    TimePoint now = Clock::now();
+    now = Clock::now();
     std::vector<Op*> expired;
     for (auto& [k, op] : ops_)
       if (op->deadline.at() <= now) expired.push_back(op.get());
@@ -925,10 +926,59 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
       finishOp(op, deadlineExceeded(what));
     }
   }
+  if (cfg_.streamStallMs > 0 && !links_.empty()) {
+    if (now == TimePoint{}) now = Clock::now();
+    if (now >= nextStallCheck_) checkStalls(now);
+  }
   maybeSendReady();
   reapFinished();
   graveyard_.clear();
   return worked;
+}
+
+void Communicator::checkStalls(TimePoint now) {
+  using std::chrono::milliseconds;
+  nextStallCheck_ = now + milliseconds(std::clamp(cfg_.streamStallMs / 4, 20, 250));
+  const auto bound = static_cast<uint32_t>(cfg_.streamStallMs);
+  struct Stalled {
+    uint64_t peer;
+    size_t stream;
+    uint32_t ms;
+  };
+  std::vector<Stalled> stalled;
+  std::unordered_map<transport::Connection*, TimePoint> seen;
+  for (auto& [peer, link] : links_) {
+    for (size_t s = 0; s < link.streams.size(); ++s) {
+      transport::Connection* c = link.streams[s].get();
+      if (!c || !c->isOpen()) continue;
+      uint32_t ms = c->unackedForMs();
+      if (ms < bound) continue;
+      // Confirmed on a later look: a stream that starts sending after an
+      // idle spell reads the whole spell until its first acknowledgement,
+      // one round trip later.
+      auto it = stallSeen_.find(c);
+      TimePoint first = it == stallSeen_.end() ? now : it->second;
+      seen[c] = first;
+      auto confirm = std::max<Clock::duration>(milliseconds(250),
+                                               std::chrono::microseconds(2 * int64_t{c->rttUs()}));
+      if (now - first >= confirm) stalled.push_back({peer, s, ms});
+    }
+  }
+  stallSeen_.swap(seen);
+  for (const Stalled& st : stalled) {
+    // Handling one may have closed the whole link.
+    auto it = links_.find(st.peer);
+    if (it == links_.end() || st.stream >= it->second.streams.size()) continue;
+    transport::Connection* c = it->second.streams[st.stream].get();
+    if (!c || !c->isOpen()) continue;
+    stallSeen_.erase(c);
+    LOG_WARN(
+        "data link to peer " << st.peer << " stream " << st.stream << ": nothing acknowledged for "
+                             << st.ms
+                             << " ms with data in flight (a dropped flow or an unreachable host)");
+    onConnectionBroken(c, unavailable("stalled: no acknowledgement from the peer's host for " +
+                                      std::to_string(st.ms) + " ms"));
+  }
 }
 
 void Communicator::beforeSleep() {

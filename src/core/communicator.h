@@ -181,6 +181,9 @@ class Communicator final : public ProgressEngine::Client,
   void progressConnection(transport::Connection* c, bool* worked);
   // Striped links: hand waiting frames to streams with room, adapt the pool.
   void pumpStripe(PeerLink& link);
+  // Data streams whose data the peer's host has not acknowledged for
+  // cfg_.streamStallMs are broken on purpose (a pool replaces them).
+  void checkStalls(TimePoint now);
 
   Status blockingOp(const algo::CollectiveArgs& args, uint64_t tag, OpInfo* info);
   Status checkUsable();
@@ -232,7 +235,10 @@ class Communicator final : public ProgressEngine::Client,
   std::map<OpKey, std::vector<std::unique_ptr<Unexpected>>> unexpected_;
   size_t unexpectedBytes_ = 0;
   std::vector<uint8_t> abortBuf_;
-  Deadline nextTimerCheck_ = Deadline::never();
+  // Stalled streams (checkStalls): when each was first seen unacknowledged
+  // past the bound, and when to look next.
+  std::unordered_map<transport::Connection*, TimePoint> stallSeen_;
+  TimePoint nextStallCheck_{};
 
   struct ScratchBuf {
     std::unique_ptr<uint8_t[]> mem;

@@ -1,5 +1,6 @@
 #include "src/core/config.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -205,6 +206,7 @@ Result<CommConfig> commConfigFromParams(const chorusCommParams_t* p) {
   c.uniformOutcome = envIntOr("CHORUS_UNIFORM", 1) != 0;
   c.algorithm = envOr("CHORUS_ALGO", "");
   c.spinUs = envIntOr("CHORUS_SPIN_US", -1);
+  c.streamStallMs = std::max(0, envIntOr("CHORUS_STREAM_STALL_MS", 3000));
   return c;
 }
 

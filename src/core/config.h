@@ -39,6 +39,10 @@ struct CommConfig {
   bool uniformOutcome = true;  // CHORUS_UNIFORM=0 turns the completion agreement off
   std::string algorithm;       // CHORUS_ALGO
   int spinUs = -1;             // CHORUS_SPIN_US; -1 = automatic
+  // CHORUS_STREAM_STALL_MS: a TCP data stream whose data has gone this long
+  // without any acknowledgement from the peer's host is treated as broken
+  // (a pool's stream is replaced; 0 = never).
+  int streamStallMs = 3000;
 };
 
 struct CoordinatorConfig {

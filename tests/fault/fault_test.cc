@@ -7,15 +7,18 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "tests/common/harness.h"
 
@@ -451,7 +454,9 @@ TEST(Fault, SharedStateHolderKilledMidTransfer) {
     EXPECT_EQ(f["group_content"], "1") << ls.back();
     EXPECT_GE(std::stoi(f["rounds"]), 2) << "the kill did not hit the sync: " << ls.back();
     hashes.insert(f["hash"]);
-    if (i == 3) EXPECT_EQ(std::stoull(f["received"]), bytes + 8) << "chunks received twice";
+    if (i == 3) {
+      EXPECT_EQ(std::stoull(f["received"]), bytes + 8) << "chunks received twice";
+    }
   }
   EXPECT_EQ(hashes.size(), 1u);
 }
@@ -567,6 +572,225 @@ void killStreamsDuringAllReduces(const std::string& tls) {
 }
 
 }  // namespace
+
+namespace {
+
+bool sh(const std::string& cmd) {
+  return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+// Drop every packet of one TCP flow on lo, both ways, as a broken path or a
+// firewall that forgot the flow would: no reset, no error, just silence.
+// (This kernel has no drop action; a class of 8 bit/s with a one-packet
+// queue is the same in practice.) Only ever inside a private netns.
+bool blackholeFlow(std::pair<int, int> ports, int handle) {
+  static bool rootReady = false;
+  if (!rootReady) {
+    rootReady = sh("tc qdisc add dev lo root handle 1: htb default 10 r2q 1") &&
+                sh("tc class add dev lo parent 1: classid 1:10 htb rate 20gbit quantum 60000");
+    if (!rootReady) return false;
+  }
+  std::string cls = "1:" + std::to_string(20 + handle);
+  if (!sh("tc class add dev lo parent 1: classid " + cls + " htb rate 8bit ceil 8bit") ||
+      !sh("tc qdisc add dev lo parent " + cls + " pfifo limit 1"))
+    return false;
+  for (auto [sport, dport] : {ports, std::make_pair(ports.second, ports.first)})
+    if (!sh("tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip sport " +
+            std::to_string(sport) + " 0xffff match ip dport " + std::to_string(dport) +
+            " 0xffff flowid " + cls))
+      return false;
+  return true;
+}
+
+bool canMakePrivateNetns() {
+  return ::geteuid() == 0 && sh("unshare -n true") && sh("tc -V");
+}
+
+// Runs one test of this binary again in a private network namespace (its
+// own lo, where tc rules touch nothing else on the machine); true if it
+// passed there. The test tells which side it is on from
+// CHORUS_TEST_PRIVATE_NETNS.
+bool passesInPrivateNetns(const std::string& test) {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return false;
+  self[n] = 0;
+  std::string cmd =
+      "CHORUS_TEST_PRIVATE_NETNS=1 unshare -n sh -c 'ip link set lo up && exec \"$0\" "
+      "--gtest_filter=" +
+      test + "' " + self;
+  int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
+}
+
+// The network silently drops one stream of a striped pool (every packet of
+// that flow, both ways) while two peers all-reduce: no error ever reaches
+// either end, only the acknowledgements stop. Within the stall bound (1 s
+// here) plus a confirmation the stream is treated as broken, replaced, and
+// its unreceived frames go over the other streams: no operation fails, is
+// re-run, changes the view or takes over 5 s. Stream 0 (which carries the
+// DONE frames) is dropped second.
+void stallStreamsDuringAllReduces(const std::string& tls) {
+  TestCoordinator coord([&](chorusCoordinatorParams_t* p) {
+    p->tls = tls == "secret" ? chorusTlsSecret : chorusTlsOff;
+  });
+  ASSERT_TRUE(coord.ok());
+  auto w = Workers::launch(2, coord.address(), "streamstall" + tls,
+                           {"--scenario", "loop", "--iters", "400", "--count", "262144",
+                            "--sleep-ms", "10", "--op-timeout-ms", "20000", "--streams", "4"},
+                           "test-secret",
+                           {"CHORUS_TLS=" + tls, "CHORUS_LOG_LEVEL=info",
+                            "CHORUS_SEGMENT_BYTES=65536", "CHORUS_STREAM_STALL_MS=1000"});
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+  Proc& a = *w.procs[0];
+  int handle = 0;
+  for (int stream : {2, 0}) {
+    sleepMs(500);
+    a.pump(0);
+    auto before = streamPorts(a, stream);
+    ASSERT_NE(before.first, 0) << "no stream log line\n" << w.dump();
+    ASSERT_TRUE(blackholeFlow(before, handle++)) << "tc could not drop the flow";
+    auto t0 = std::chrono::steady_clock::now();
+    bool replaced = false;
+    for (int i = 0; i < 200 && !replaced; ++i) {
+      a.pump(25);
+      replaced = streamPorts(a, stream) != before;
+    }
+    ASSERT_TRUE(replaced) << "stalled stream " << stream << " was not replaced\n" << w.dump();
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    // Bound 1 s, confirmed >= 250 ms later, then a dial on loopback.
+    EXPECT_LT(ms, 3000) << "stream " << stream << " took " << ms << " ms to be replaced";
+    std::printf("stream %d dropped by the network: replaced after %lld ms\n", stream,
+                static_cast<long long>(ms));
+  }
+  ASSERT_TRUE(w.waitAll(120000)) << w.dump();
+  bool seen = false;
+  long resent = 0;
+  for (auto& p : w.procs) {
+    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    auto ops = opLines(*p);
+    EXPECT_EQ(ops.size(), 400u);
+    for (const OpLine& o : ops) {
+      EXPECT_EQ(o.rc, 0) << "iteration " << o.it;
+      EXPECT_FALSE(o.wrong) << "iteration " << o.it;
+      EXPECT_EQ(o.attempts, 1) << "iteration " << o.it << " was re-run";
+      EXPECT_EQ(o.epoch, ops[0].epoch) << "the view changed at iteration " << o.it;
+      EXPECT_LT(o.us, 5000000) << "iteration " << o.it << " stalled";
+    }
+    seen |= p->output().find("nothing acknowledged for") != std::string::npos;
+    resent += resentFrames(*p);
+  }
+  EXPECT_TRUE(seen) << "no stall was reported\n" << w.dump();
+  EXPECT_GT(resent, 0) << w.dump();
+}
+
+}  // namespace
+
+// Local and remote port of the TCP connection from process a to process b
+// (ss -tnp); {0, 0} if there is none.
+std::pair<int, int> connectionPorts(pid_t a, pid_t b) {
+  FILE* f = ::popen("ss -tnpH state established 2>/dev/null", "r");
+  if (!f) return {0, 0};
+  std::map<int, pid_t> owner;
+  std::vector<std::tuple<int, int, pid_t>> conns;
+  char line[1024];
+  while (std::fgets(line, sizeof(line), f)) {
+    int local = 0, remote = 0, pid = 0;
+    const char* l = std::strstr(line, "127.0.0.1:");
+    const char* r = l ? std::strstr(l + 10, "127.0.0.1:") : nullptr;
+    const char* p = std::strstr(line, "pid=");
+    if (!l || !r || !p) continue;
+    local = std::atoi(l + 10);
+    remote = std::atoi(r + 10);
+    pid = std::atoi(p + 4);
+    owner[local] = pid;
+    conns.emplace_back(local, remote, pid);
+  }
+  ::pclose(f);
+  for (auto [local, remote, pid] : conns)
+    if (pid == a && owner.count(remote) && owner[remote] == b) return {local, remote};
+  return {0, 0};
+}
+
+// Two peers of three lose their data link to the network (its packets
+// dropped both ways) while all three still reach the coordinator: the same
+// as a partition between them. Before stream stall detection the pair's
+// operations waited for the operation timeout (20 s here); now the stalled
+// side breaks the link within the bound (1 s here), suspects the other, one
+// of the two is removed, and the other two go on: every outcome uniform, no
+// operation longer than 6 s.
+void partitionedPairDuringAllReduces() {
+  TestCoordinator coord;
+  ASSERT_TRUE(coord.ok());
+  auto w = Workers::launch(3, coord.address(), "pairdrop", loopArgs(100000, 1000, 2), "test-secret",
+                           {"CHORUS_SHM=0", "CHORUS_STREAM_STALL_MS=1000"});
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+  sleepMs(500);
+  auto ports = connectionPorts(w.procs[0]->pid(), w.procs[1]->pid());
+  if (ports.first == 0) ports = connectionPorts(w.procs[1]->pid(), w.procs[0]->pid());
+  ASSERT_NE(ports.first, 0) << "no data connection between workers 0 and 1";
+  long long droppedAt = wallMs();
+  ASSERT_TRUE(blackholeFlow(ports, 0)) << "tc could not drop the flow";
+  // One of the pair is removed (exit code 3, chorusRemoved) ...
+  int removed = -1;
+  for (int tries = 0; tries < 300 && removed < 0; ++tries)
+    for (int i : {0, 1})
+      if (w.procs[i]->wait(20) && removed < 0) removed = i;
+  ASSERT_GE(removed, 0) << "neither of the pair was removed\n" << w.dump();
+  EXPECT_EQ(w.procs[removed]->exitCode(), 3) << w.procs[removed]->output();
+  // ... and the other two go on together.
+  std::vector<Proc*> survivors = {w.procs[1 - removed].get(), w.procs[2].get()};
+  long long detected = 0;
+  for (int tries = 0; tries < 100 && !detected; ++tries)
+    for (Proc* p : survivors) {
+      p->pump(50);
+      for (const OpLine& o : opLines(*p))
+        if (o.t >= droppedAt && o.contributors == 2 && o.rc == 0) detected = o.t;
+    }
+  ASSERT_GT(detected, 0) << "the survivors did not continue as two\n" << w.dump();
+  std::printf("data link dropped: worker %d removed, survivors on after %lld ms\n", removed,
+              detected - droppedAt);
+  EXPECT_LE(detected - droppedAt, 6000);
+  for (Proc* p : survivors) p->signal(SIGKILL);
+  w.waitAll(10000);
+  checkUniform(survivors, 6000);
+  bool seen = false;
+  for (auto& p : w.procs) seen |= p->output().find("nothing acknowledged for") != std::string::npos;
+  EXPECT_TRUE(seen) << "no stall was reported\n" << w.dump();
+}
+
+// Both: the test runs itself again in a private network namespace.
+// true when the caller is the run inside the namespace and should go on.
+bool inPrivateNetns(const std::string& name) {
+  if (std::getenv("CHORUS_TEST_PRIVATE_NETNS")) return true;
+  if (!canMakePrivateNetns()) {
+    std::printf("skipped: needs root, unshare and tc\n");
+    return false;
+  }
+  EXPECT_TRUE(passesInPrivateNetns("Fault." + name))
+      << "the run in a private network namespace failed (its output is above)";
+  return false;
+}
+
+TEST(Fault, StreamsTheNetworkDropsAreReplacedAndTheirFramesResent) {
+  if (!canMakePrivateNetns()) GTEST_SKIP() << "needs root, unshare and tc";
+  if (inPrivateNetns("StreamsTheNetworkDropsAreReplacedAndTheirFramesResent"))
+    stallStreamsDuringAllReduces("off");
+}
+
+TEST(Fault, StreamsTheNetworkDropsAreReplacedAndTheirFramesResentOverTls) {
+  if (!canMakePrivateNetns()) GTEST_SKIP() << "needs root, unshare and tc";
+  if (inPrivateNetns("StreamsTheNetworkDropsAreReplacedAndTheirFramesResentOverTls"))
+    stallStreamsDuringAllReduces("secret");
+}
+
+TEST(Fault, PairWhoseDataLinkTheNetworkDropsIsSplitWithinTheBound) {
+  if (!canMakePrivateNetns()) GTEST_SKIP() << "needs root, unshare and tc";
+  if (inPrivateNetns("PairWhoseDataLinkTheNetworkDropsIsSplitWithinTheBound"))
+    partitionedPairDuringAllReduces();
+}
 
 TEST(Fault, KilledStreamsAreReplacedAndTheirFramesResent) {
   killStreamsDuringAllReduces("off");

@@ -94,6 +94,14 @@ uint32_t TcpConnection::rttUs() const {
   return ti.tcpi_rtt;
 }
 
+uint32_t TcpConnection::unackedForMs() const {
+  tcp_info ti{};
+  socklen_t len = sizeof(ti);
+  if (fd_ < 0 || ::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return 0;
+  // Zero-window probes are not in tcpi_unacked, so a stalled reader reads 0.
+  return ti.tcpi_unacked > 0 ? ti.tcpi_last_ack_recv : 0;
+}
+
 void TcpConnection::cancelSends(const SendOwner* owner) {
   if (!retained_.empty())
     retained_.erase(std::remove_if(retained_.begin(), retained_.end(),
@@ -132,7 +140,7 @@ Result<std::vector<Unreceived>> TcpConnection::takeUnreceived(uint64_t peerRecei
   std::vector<Unreceived> out;
   auto make = [&](const SendItem& it, bool sentReported) {
     Unreceived u;
-    frame::decode(it.header, &u.h);  // encoded here: cannot fail
+    (void)frame::decode(it.header, &u.h);  // encoded here: cannot fail
     u.owner = it.owner;
     u.cookie = it.cookie;
     u.sentReported = sentReported;

@@ -36,6 +36,7 @@ class TcpConnection : public Connection {
   bool hasPendingSends() const override { return !sendq_.empty(); }
   size_t queuedSendBytes() const override;
   uint32_t rttUs() const override;
+  uint32_t unackedForMs() const override;
   void cancelSends(const SendOwner* owner) override;
   void detachReceives(const void* owner) override;
   void close() override;
