@@ -673,14 +673,14 @@ void Communicator::deliverUnexpected(Op* op) {
     unexpectedBytes_ -= u->size;
     switch (u->h.type) {
       case frame::Type::kData:
-        deliverData(op, u->peerId, u->h, u->data.get());
+        deliverData(op, u->peerId, u->h, u->data());
         break;
       case frame::Type::kDone:
         onDone(op, u->peerId);
         break;
       case frame::Type::kAbort:
         finishOp(op, Status(static_cast<Code>(u->h.block),
-                            std::string(reinterpret_cast<const char*>(u->data.get()), u->size)));
+                            std::string(reinterpret_cast<const char*>(u->data()), u->size)));
         break;
       default:
         break;
@@ -760,14 +760,12 @@ transport::RecvTarget Communicator::onHeader(transport::Connection& c, const fra
           asyncErr_ = resourceExhausted("too much data arrived for operations not started here");
         return {};
       }
-      auto u = std::make_unique<Unexpected>();
+      auto u = std::make_unique<Unexpected>(&earlyBuffers_);
       u->h = h;
       u->peerId = c.peerId();
-      u->data.reset(new uint8_t[h.length + 1]);
-      u->size = h.length;
+      u->allocate(h.length);
       unexpectedBytes_ += h.length;
-      transport::RecvTarget t{u->data.get(), u.get()};
-      if (h.length == 0) t.ptr = reinterpret_cast<uint8_t*>(u.get());  // non-null marker
+      transport::RecvTarget t{u->data(), u.get()};
       unexpected_[key].push_back(std::move(u));
       return t;
     }
@@ -810,7 +808,7 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
       if (op && op->state == OpState::kRunning && op->epoch == h.epoch) {
         onDone(op, c.peerId());
       } else if (!op && (h.epoch > committed_.epoch || !keyFinished(key))) {
-        auto u = std::make_unique<Unexpected>();
+        auto u = std::make_unique<Unexpected>(&earlyBuffers_);
         u->h = h;
         u->peerId = c.peerId();
         u->complete = true;
@@ -830,7 +828,7 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
           (op->state == OpState::kRunning || op->state == OpState::kQueued)) {
         finishOp(op, Status(code, msg));
       } else if (!op && (h.epoch > committed_.epoch || !keyFinished(key))) {
-        auto u = std::make_unique<Unexpected>();
+        auto u = std::make_unique<Unexpected>(&earlyBuffers_);
         u->h = h;
         u->h.block = static_cast<uint32_t>(code);
         u->peerId = c.peerId();

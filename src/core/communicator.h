@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "algorithms/selector.h"
+#include "src/core/buffer_cache.h"
 #include "src/core/config.h"
 #include "src/core/operation.h"
 #include "src/core/progress_engine.h"
@@ -112,16 +113,27 @@ class Communicator final : public ProgressEngine::Client,
   };
 
   // A frame that arrived before its operation started.
+  // Its payload buffer comes from, and goes back to, the communicator's
+  // BufferCache (early frames are routine in a loop of collectives).
   struct Unexpected {
+    explicit Unexpected(BufferCache* c) : cache(c) {}
+    ~Unexpected() { cache->give(std::move(buf)); }
+    Unexpected(const Unexpected&) = delete;
+    Unexpected& operator=(const Unexpected&) = delete;
+    BufferCache* cache;
     frame::Header h;
     uint64_t peerId = 0;
-    std::unique_ptr<uint8_t[]> data;  // h.length bytes (not zero-filled)
+    BufferCache::Buffer buf;  // size bytes used (not zero-filled); empty for DONE
     size_t size = 0;
     bool complete = false;
+    uint8_t* data() { return buf.data.get(); }
+    void allocate(size_t bytes) {
+      buf = cache->take(bytes);
+      size = bytes;
+    }
     void assign(const std::string& s) {
-      data.reset(new uint8_t[s.size() + 1]);
-      std::copy(s.begin(), s.end(), data.get());
-      size = s.size();
+      allocate(s.size());
+      std::copy(s.begin(), s.end(), data());
     }
   };
 
@@ -232,6 +244,7 @@ class Communicator final : public ProgressEngine::Client,
   // view changes for the members that stay.
   std::map<std::pair<uint64_t, uint64_t>, std::pair<double, double>> measured_;
   std::map<OpKey, Decision> failedKeys_;  // decided failures not yet called here
+  BufferCache earlyBuffers_;              // declared before unexpected_: outlives its entries
   std::map<OpKey, std::vector<std::unique_ptr<Unexpected>>> unexpected_;
   size_t unexpectedBytes_ = 0;
   std::vector<uint8_t> abortBuf_;
