@@ -152,6 +152,8 @@ class Communicator final : public ProgressEngine::Client,
   void abortOpEverywhere(Op* op, const Status& st);
   void dropUnexpectedBefore(uint64_t epoch);
   void freeUnexpected(const OpKey& key);
+  template <typename Set>
+  void progressEach(const Set& set, bool* worked);
   bool keyFinished(const OpKey& key) const;
   Op* findOp(const OpKey& key);
   void reapFinished();
@@ -233,6 +235,7 @@ class Communicator final : public ProgressEngine::Client,
   std::unordered_map<int, transport::Connection*> byFd_;
   std::unordered_set<transport::Connection*> sendPending_;
   std::unordered_set<transport::Connection*> inputBuffered_;  // hasBufferedInput(): go again
+  std::vector<transport::Connection*> passScratch_;  // progressEach's snapshot
   std::vector<std::unique_ptr<transport::Connection>> graveyard_;
 
   std::map<OpKey, std::unique_ptr<Op>> ops_;
