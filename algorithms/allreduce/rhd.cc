@@ -248,13 +248,19 @@ class RhdAllReduce final : public Task {
 std::unique_ptr<Task> make(const CollectiveArgs& a, TaskContext& ctx) {
   return std::make_unique<RhdAllReduce>(a, ctx);
 }
+// The last term: each level's reduction of the half it received waits for
+// that half and holds up the next level, while the ring and two-phase reduce
+// one segment as the next arrives (the ring on shared memory even straight
+// out of the ring). Paired runs (docs/PERFORMANCE.md): shared memory, N=2
+// 128 KiB-4 MiB the ring 15-25% faster, N=4 from 2 MiB 20-35%; TCP N=4 1-2
+// MiB two-phase 20-40% faster.
 double cost(const CostInputs& in) {
   int p = 1;
   while (p * 2 <= in.n) p *= 2;
   double levels = std::max(1, ceilLog2(p)), fold = in.n == p ? 0 : 2;
   double segs = std::ceil(static_cast<double>(in.bytes) / in.segmentBytes);
   return (2 * levels + fold) * in.alpha + (2.0 * (p - 1) / p + fold) * in.bytes * in.beta +
-         (2 * levels + fold) * segs / 2 * in.gamma;
+         (2 * levels + fold) * segs / 2 * in.gamma + 0.5 * (p - 1) / p * in.bytes * in.beta;
 }
 
 }  // namespace
