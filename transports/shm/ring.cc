@@ -39,7 +39,13 @@ Result<Ring*> Ring::create(const std::string& name, size_t capacity) {
     return systemError("reserving " + std::to_string(mapSize(capacity) >> 10) + " KiB for " + name,
                        e);
   }
-  void* p = ::mmap(nullptr, mapSize(capacity), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  // MAP_POPULATE (here and in open()): map every page now. Left to first
+  // touch, small frames fault their way through a 1 MiB ring for its first
+  // few hundred operations, and with more processes than cores each fault
+  // waits for a scheduler slot: at N=8 on 2 cores a 4 KiB all-reduce took
+  // 3.3-3.5 ms per operation until the rings had wrapped, 0.3 ms after.
+  void* p =
+      ::mmap(nullptr, mapSize(capacity), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   int e = errno;
   ::close(fd);
   if (p == MAP_FAILED) {
@@ -71,7 +77,7 @@ Result<Ring*> Ring::open(const std::string& name) {
     return protocolError("shared-memory ring " + name + " is truncated");
   }
   size_t size = static_cast<size_t>(st.st_size);
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   int e = errno;
   ::close(fd);
   if (p == MAP_FAILED) return systemError("mmap(" + name + ")", e);
