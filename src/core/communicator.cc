@@ -924,10 +924,9 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
       finishOp(op, deadlineExceeded(what));
     }
   }
-  if (cfg_.streamStallMs > 0 && !links_.empty()) {
-    if (now == TimePoint{}) now = Clock::now();
-    if (now >= nextStallCheck_) checkStalls(now);
-  }
+  // Only while operations run: without them no data is in flight to stall
+  // (and an idle pass reads no clock).
+  if (cfg_.streamStallMs > 0 && !ops_.empty() && now >= nextStallCheck_) checkStalls(now);
   maybeSendReady();
   reapFinished();
   graveyard_.clear();

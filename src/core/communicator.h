@@ -235,7 +235,7 @@ class Communicator final : public ProgressEngine::Client,
   std::unordered_map<int, transport::Connection*> byFd_;
   std::unordered_set<transport::Connection*> sendPending_;
   std::unordered_set<transport::Connection*> inputBuffered_;  // hasBufferedInput(): go again
-  std::vector<transport::Connection*> passScratch_;  // progressEach's snapshot
+  std::vector<transport::Connection*> passScratch_;           // progressEach's snapshot
   std::vector<std::unique_ptr<transport::Connection>> graveyard_;
 
   std::map<OpKey, std::unique_ptr<Op>> ops_;

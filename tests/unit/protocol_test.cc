@@ -1,9 +1,9 @@
 // Wire formats: round trips, and rejection of truncated, oversized,
 // wrong-version and garbled input (no crash, a clear error).
-#include <set>
 #include <gtest/gtest.h>
 
 #include <random>
+#include <set>
 
 #include "src/membership/view.h"
 #include "src/protocol/auth.h"
