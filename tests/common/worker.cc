@@ -56,6 +56,7 @@ struct Opts {
   int sleepMs = 0;
   int leaveAt = -1;
   int exitAt = -1;
+  int exitRank = -1;  // loop: only the peer of this rank exits at --exit-at
   bool joiner = false;
   // state scenario
   std::string stateRole = "popular";  // popular | receive | send
@@ -467,11 +468,14 @@ int runState(chorusComm_t comm, const Opts& o) {
 // gave them a shard. Loaders restart from spilled files.
 bool waitForSize(chorusComm_t comm, int size, int timeoutMs) {
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  // Only local reads: the library's progress thread applies view changes.
+  // (chorusPeersPending here was a bug: it is a joint call, and a loop whose
+  // exit depends on when each peer sees the new view calls it a different
+  // number of times on different peers; those that called it once more
+  // waited 20 s for partners that had moved on to chorusRecover.)
   while (sizeOf(comm) != size) {
     if (std::chrono::steady_clock::now() > end) return false;
-    int pending = 0;
-    chorusPeersPending(comm, &pending);  // drives membership progress
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return true;
 }
@@ -882,7 +886,14 @@ chorusResult_t loopOp(chorusComm_t comm, const Opts& o, int it, std::vector<floa
 int runLoop(chorusComm_t comm, const Opts& o) {
   int failures = 0;
   std::vector<float> in(o.count), out(o.count);
+  const bool exits = o.exitAt >= 0 && (o.exitRank < 0 || rankOf(comm) == o.exitRank);
   for (int it = 0; it < o.iters; ++it) {
+    if (exits && it == o.exitAt) {
+      // main destroys the communicator: a leave while the others run `it`.
+      std::printf("EXIT it=%d t=%lld\n", it, static_cast<long long>(wallMs()));
+      std::fflush(stdout);
+      return 0;
+    }
     bool wrong = false;
     chorusResult_t rc = loopOp(comm, o, it, in, out, &wrong, it);
     if (rc == chorusRemoved) return 3;
@@ -974,6 +985,7 @@ int main(int argc, char** argv) {
   app.add_flag("--retry", o.retry);
   app.add_option("--leave-at", o.leaveAt);
   app.add_option("--exit-at", o.exitAt);
+  app.add_option("--exit-rank", o.exitRank);
   app.add_flag("--joiner", o.joiner);
   app.add_option("--state-role", o.stateRole);
   app.add_option("--state-variant", o.stateVariant);
