@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -104,6 +105,15 @@ Communicator::Communicator(const CommConfig& cfg)
   if (seg < 4096) seg = 4096;
   if (seg > (16 << 20)) seg = 16 << 20;
   segmentBytes_ = static_cast<size_t>(seg);
+  faultCommitDelayMs_ = std::max(0, envIntOr("CHORUS_FAULT_DELAY_COMMIT_MS", 0));
+  if (const char* ranks = std::getenv("CHORUS_FAULT_DELAY_COMMIT_RANKS"))
+    for (const char* p = ranks; *p;) {
+      char* end = nullptr;
+      long r = std::strtol(p, &end, 10);
+      if (end == p) break;
+      faultCommitDelayRanks_.push_back(static_cast<int>(r));
+      p = *end == ',' ? end + 1 : end;
+    }
 }
 
 Status Communicator::init() {
@@ -720,6 +730,17 @@ void Communicator::abortOpEverywhere(Op* op, const Status& st) {
 // Frames (engine lock held; called from Connection::progress)
 // ---------------------------------------------------------------------------
 
+// A frame for an operation this peer has, but not running in the frame's
+// epoch: kept for the operation's (re)start when the sender is ahead (it
+// committed a view change this peer has not applied yet, and restarted the
+// operation there) or the operation waits, queued, for that view. DONE and
+// ABORT frames follow the same rule as data: a sender that restarted a
+// broadcast as its root confirms at once, and a confirmation dropped here
+// left this peer waiting for it until the deadline.
+bool Communicator::keepForRestart(const Op& op, uint64_t frameEpoch) {
+  return frameEpoch > op.epoch || (frameEpoch == op.epoch && op.state == OpState::kQueued);
+}
+
 transport::RecvTarget Communicator::onHeader(transport::Connection& c, const frame::Header& h) {
   switch (h.type) {
     case frame::Type::kData: {
@@ -747,8 +768,7 @@ transport::RecvTarget Communicator::onHeader(transport::Connection& c, const fra
           t.reduce = {};
         return t;
       }
-      if (op && (h.epoch < op->epoch || (h.epoch == op->epoch && op->state != OpState::kQueued)))
-        return {};  // frozen or stale
+      if (op && !keepForRestart(*op, h.epoch)) return {};  // frozen or stale
       // Only frames of the current epoch can belong to a finished call; a
       // later epoch's may arrive before this peer processed that epoch's
       // commit (which may restart the numbering).
@@ -807,7 +827,8 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
       Op* op = findOp(key);
       if (op && op->state == OpState::kRunning && op->epoch == h.epoch) {
         onDone(op, c.peerId());
-      } else if (!op && (h.epoch > committed_.epoch || !keyFinished(key))) {
+      } else if (op ? keepForRestart(*op, h.epoch)
+                    : h.epoch > committed_.epoch || !keyFinished(key)) {
         auto u = std::make_unique<Unexpected>(&earlyBuffers_);
         u->h = h;
         u->peerId = c.peerId();
@@ -824,10 +845,10 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
       if (h.block == 0 || h.block > static_cast<uint32_t>(Code::kInProgress))
         code = Code::kInternal;
       Op* op = findOp(key);
-      if (op && op->epoch == h.epoch &&
-          (op->state == OpState::kRunning || op->state == OpState::kQueued)) {
+      if (op && op->state == OpState::kRunning && op->epoch == h.epoch) {
         finishOp(op, Status(code, msg));
-      } else if (!op && (h.epoch > committed_.epoch || !keyFinished(key))) {
+      } else if (op ? keepForRestart(*op, h.epoch)
+                    : h.epoch > committed_.epoch || !keyFinished(key)) {
         auto u = std::make_unique<Unexpected>(&earlyBuffers_);
         u->h = h;
         u->h.block = static_cast<uint32_t>(code);
@@ -894,6 +915,7 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
     processInbox();
     worked = true;
   }
+  if (!heldEvents_.empty()) releaseHeldEvents();
   for (int i = 0; i < nReady; ++i) {
     auto it = byFd_.find(readyFds[i]);
     if (it != byFd_.end()) progressConnection(it->second, &worked);
@@ -986,7 +1008,7 @@ void Communicator::beforeSleep() {
 
 bool Communicator::wantsBackgroundProgress() {
   return !ops_.empty() || proposal_.has_value() || inboxFlag_.load() || !sendPending_.empty() ||
-         !inputBuffered_.empty();
+         !inputBuffered_.empty() || !heldEvents_.empty();
 }
 
 bool Communicator::needsReadyFds() {
@@ -1002,6 +1024,7 @@ Deadline Communicator::nextTimer() {
   if (pollAgain_ || !inputBuffered_.empty()) return Deadline::afterMs(0);
   Deadline d = Deadline::never();
   for (auto& [k, op] : ops_) d = Deadline::earliest(d, op->deadline);
+  if (!heldEvents_.empty()) d = Deadline::earliest(d, Deadline(heldEvents_.front().due));
   return d;
 }
 
@@ -1069,7 +1092,33 @@ void Communicator::processInbox() {
     events.swap(inbox_);
     inboxFlag_.store(false, std::memory_order_release);
   }
-  for (ControlEvent& ev : events) handleEvent(ev);
+  if (faultCommitDelayMs_ == 0 && heldEvents_.empty()) {
+    for (ControlEvent& ev : events) handleEvent(ev);
+    return;
+  }
+  const TimePoint now = Clock::now();
+  for (ControlEvent& ev : events) {
+    bool late =
+        ev.kind == ControlEvent::Kind::kCommit && committed_.epoch > 0 &&
+        (faultCommitDelayRanks_.empty() ||
+         std::count(faultCommitDelayRanks_.begin(), faultCommitDelayRanks_.end(), myRank_) > 0);
+    heldEvents_.push_back(
+        {late ? now + std::chrono::milliseconds(faultCommitDelayMs_) : now, late, std::move(ev)});
+  }
+  releaseHeldEvents();
+}
+
+void Communicator::releaseHeldEvents() {
+  const TimePoint now = Clock::now();
+  while (!heldEvents_.empty() && heldEvents_.front().due <= now) {
+    ControlEvent ev = std::move(heldEvents_.front().ev);
+    bool late = heldEvents_.front().late;
+    heldEvents_.pop_front();
+    if (late)
+      LOG_WARN("fault injection: applying the commit of epoch "
+               << ev.commit.epoch << " " << faultCommitDelayMs_ << " ms late");
+    handleEvent(ev);
+  }
 }
 
 void Communicator::handleEvent(ControlEvent& ev) {

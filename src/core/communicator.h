@@ -147,6 +147,7 @@ class Communicator final : public ProgressEngine::Client,
   void finishOp(Op* op, Status st);
   void failAllOps(const Status& st);
   void deliverUnexpected(Op* op);
+  static bool keepForRestart(const Op& op, uint64_t frameEpoch);
   bool deliverData(Op* op, uint64_t fromPeer, const frame::Header& h, const uint8_t* payload);
   void onDone(Op* op, uint64_t fromPeer);
   void abortOpEverywhere(Op* op, const Status& st);
@@ -255,6 +256,21 @@ class Communicator final : public ProgressEngine::Client,
   // past the bound, and when to look next.
   std::unordered_map<transport::Connection*, TimePoint> stallSeen_;
   TimePoint nextStallCheck_{};
+
+  // Fault injection for tests (CHORUS_FAULT_DELAY_COMMIT_MS): once a member,
+  // this peer applies each view commit that many ms late, and control events
+  // behind it after it, while it keeps reading frames. Peers that applied
+  // the commit at once run ahead of it, as a slow peer would.
+  // CHORUS_FAULT_DELAY_COMMIT_RANKS (comma list) limits it to those ranks.
+  int faultCommitDelayMs_ = 0;
+  std::vector<int> faultCommitDelayRanks_;
+  struct HeldEvent {
+    TimePoint due;
+    bool late;  // a commit held back (the rest only wait behind it)
+    membership::ControlEvent ev;
+  };
+  std::deque<HeldEvent> heldEvents_;
+  void releaseHeldEvents();
 
   struct ScratchBuf {
     std::unique_ptr<uint8_t[]> mem;

@@ -418,6 +418,54 @@ TEST(Fault, EveryCollectiveWithAPeerKilledMidOperation) {
   }
 }
 
+// A peer that applies a view change late must still get every confirmation
+// sent to it in the new view. Four peers broadcast from rank 0 (binomial:
+// 0->2, then 0->1 and 2->3); rank 2 leaves (destroys its communicator) before
+// an iteration, so rank 3 lacks that iteration's data and the coordinator
+// decides a re-run. Ranks 1 and 3 apply every commit 400 ms late (fault
+// injection). Rank 0 re-runs at once: it holds the data, so it sends data and
+// DONE to 1 and 3 while their operation is still frozen in the old epoch.
+// Those DONE frames used to be dropped, and ranks 1 and 3 then waited 20 s for
+// them and failed an operation that succeeded on rank 0.
+TEST(Fault, PeerThatAppliesAViewChangeLateGetsEveryConfirmation) {
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    TestCoordinator coord;
+    std::vector<std::string> args = loopArgs(300, 20000);
+    args.insert(args.end(), {"--coll", "broadcast", "--exit-rank", "2", "--exit-at",
+                             std::to_string(100 + 37 * round)});
+    auto w = Workers::launch(
+        4, coord.address(), "latecommit" + std::to_string(round), args, "test-secret",
+        {"CHORUS_FAULT_DELAY_COMMIT_MS=400", "CHORUS_FAULT_DELAY_COMMIT_RANKS=1,3"});
+    ASSERT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
+    std::vector<Proc*> stayed;
+    for (auto& p : w.procs) {
+      EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+      if (p->lines("EXIT ").empty()) stayed.push_back(p.get());
+    }
+    ASSERT_EQ(stayed.size(), 3u) << w.dump();
+    // Every iteration succeeded everywhere, exactly, none near the deadline.
+    EXPECT_EQ(checkUniform(stayed, 5000), 0);
+    for (Proc* p : stayed) {
+      auto ops = opLines(*p);
+      ASSERT_EQ(ops.size(), 300u) << p->output().substr(0, 4000);
+      for (const OpLine& o : ops) EXPECT_EQ(o.rc, 0) << "iteration " << o.it;
+      EXPECT_EQ(ops.back().contributors, 3);
+    }
+    // The late commit happened and re-ran the interrupted iteration.
+    int late = 0, reruns = 0;
+    for (Proc* p : stayed) {
+      const std::string out = p->output();
+      for (size_t at = out.find("applying the commit"); at != std::string::npos;
+           at = out.find("applying the commit", at + 1))
+        ++late;
+      for (const OpLine& o : opLines(*p)) reruns += o.attempts > 1;
+    }
+    EXPECT_EQ(late, 2) << w.dump();
+    EXPECT_GE(reruns, 1) << "no iteration was re-run: the race was not exercised\n" << w.dump();
+  }
+}
+
 // Shared-state transfer with a holder stalled then killed while a joiner
 // receives 256 MiB from three holders: the survivors finish in a later round
 // with the group's exact bytes, no chunk is received twice, and every peer
