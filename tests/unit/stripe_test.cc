@@ -104,6 +104,42 @@ TEST_F(StripeTest, EmptiestStreamGetsTheNextFrame) {
   EXPECT_EQ(op.sent, 7);
 }
 
+// A socket the peer does not read fills up: the connection says it is
+// write-blocked (the engine then waits for EPOLLOUT instead of retrying on
+// every pass), stays so while nothing can leave, and clears once the far end
+// reads and a send goes through.
+TEST_F(StripeTest, FullSocketIsWriteBlockedUntilTheFarEndReads) {
+  open(1);
+  std::vector<uint8_t> payload(4 << 20, 0x5a);  // far more than a socketpair buffers
+  Owner op;
+  Sink sink;
+  frame::Header h;
+  h.type = frame::Type::kData;
+  h.tag = 9;
+  h.length = static_cast<uint32_t>(payload.size());
+  EXPECT_FALSE(near[0]->writeBlocked());
+  near[0]->postSend(h, payload.data(), &op, 0);
+  ASSERT_TRUE(near[0]->progress(sink).isOk());
+  EXPECT_TRUE(near[0]->hasPendingSends());
+  EXPECT_TRUE(near[0]->writeBlocked());
+  ASSERT_TRUE(near[0]->progress(sink).isOk());  // still nothing can leave
+  EXPECT_TRUE(near[0]->writeBlocked());
+  // The far end reads; the next progress moves bytes and clears the state.
+  bool cleared = false;
+  for (int round = 0; round < 10000 && near[0]->hasPendingSends(); ++round) {
+    ASSERT_TRUE(far[0]->progress(sink).isOk());
+    ASSERT_TRUE(near[0]->progress(sink).isOk());
+    cleared |= !near[0]->writeBlocked();
+  }
+  EXPECT_TRUE(cleared);
+  EXPECT_FALSE(near[0]->hasPendingSends());
+  EXPECT_FALSE(near[0]->writeBlocked());
+  for (int round = 0; round < 100 && sink.tags.empty(); ++round)
+    ASSERT_TRUE(far[0]->progress(sink).isOk());
+  EXPECT_EQ(sink.tags, (std::vector<uint64_t>{9}));
+  EXPECT_EQ(op.sent, 1);
+}
+
 TEST_F(StripeTest, ConcurrentOperationsTakeTurns) {
   open(1);
   uint8_t byte = 1;

@@ -218,10 +218,14 @@ Result<bool> TcpConnection::flushSends() {
     ssize_t w = writeBytes(iov, n);
     if (w < 0) {
       if (w == -EINTR) continue;
-      if (w == -EAGAIN || w == -EWOULDBLOCK) break;
+      if (w == -EAGAIN || w == -EWOULDBLOCK) {
+        writeBlocked_ = true;
+        break;
+      }
       return brokenError("failed while sending", static_cast<int>(-w));
     }
     if (w == 0) break;
+    writeBlocked_ = false;
     progressed = true;
     bytesSent_ += static_cast<uint64_t>(w);
     size_t left = static_cast<size_t>(w);
@@ -395,8 +399,9 @@ Result<ProgressResult> TcpConnection::progress(FrameSink& sink) {
   }
   CHORUS_ASSIGN_OR_RETURN(bool read, readFrames(sink));
   pr.didWork |= read;
-  // Receiving may have queued new sends (the next pipeline step).
-  if (open_ && !sendq_.empty()) {
+  // Receiving may have queued new sends (the next pipeline step); a socket
+  // that was full a moment ago is not tried again before epoll says so.
+  if (open_ && !sendq_.empty() && !writeBlocked()) {
     CHORUS_ASSIGN_OR_RETURN(bool sent, flushSends());
     pr.didWork |= sent;
   }

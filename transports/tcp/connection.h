@@ -34,6 +34,7 @@ class TcpConnection : public Connection {
   void postSendCopy(const frame::Header& h, const void* payload) override;
   Result<ProgressResult> progress(FrameSink& sink) override;
   bool hasPendingSends() const override { return !sendq_.empty(); }
+  bool writeBlocked() const override { return writeBlocked_; }
   size_t queuedSendBytes() const override;
   uint32_t rttUs() const override;
   uint32_t unackedForMs() const override;
@@ -74,6 +75,7 @@ class TcpConnection : public Connection {
 
   int fd_;
   bool open_ = true;
+  bool writeBlocked_ = false;  // see Connection::writeBlocked
 
  private:
   struct SendItem {

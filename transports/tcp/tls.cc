@@ -374,12 +374,14 @@ ssize_t TlsConnection::drain() {
     int r = SSL_write_ex(ssl_.get(), tx_.data() + txBegin_, len, &written);
     if (r == 1) {
       retryLen_ = 0;
+      socketFull_ = false;
       txBegin_ += written;
       continue;
     }
     int e = SSL_get_error(ssl_.get(), r);
     if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
       retryLen_ = len;
+      socketFull_ = e == SSL_ERROR_WANT_WRITE;
       return -EAGAIN;
     }
     int err = socketErrno(ssl_.get());

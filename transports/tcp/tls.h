@@ -90,6 +90,9 @@ class TlsConnection : public TcpConnection {
   bool hasPendingSends() const override;
   size_t queuedSendBytes() const override;
   bool hasBufferedInput() const override;
+  // Encrypted bytes wait for a socket that said it is full (a plaintext
+  // copy into tx_ may still succeed, but nothing leaves before EPOLLOUT).
+  bool writeBlocked() const override { return socketFull_ && txBegin_ < txEnd_; }
 
  protected:
   ssize_t writeBytes(const ::iovec* iov, int n) override;
@@ -102,7 +105,8 @@ class TlsConnection : public TcpConnection {
   SslPtr ssl_;
   std::vector<uint8_t> tx_;  // plaintext accepted, not yet through SSL_write
   size_t txBegin_ = 0, txEnd_ = 0;
-  size_t retryLen_ = 0;  // an SSL_write that must be repeated with this length
+  size_t retryLen_ = 0;      // an SSL_write that must be repeated with this length
+  bool socketFull_ = false;  // the last SSL_write wanted the socket writable
 };
 
 // Whole plaintext reads and writes over a TLS session on an Asio socket
