@@ -955,10 +955,36 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
   // Only while operations run: without them no data is in flight to stall
   // (and an idle pass reads no clock).
   if (cfg_.streamStallMs > 0 && !ops_.empty() && now >= nextStallCheck_) checkStalls(now);
+  if (cfg_.spinUs < 0 && !ops_.empty() && now >= nextSpinCheck_) updateSpinForLinks(now);
   maybeSendReady();
   reapFinished();
   graveyard_.clear();
   return worked;
+}
+
+void Communicator::updateSpinForLinks(TimePoint now) {
+  nextSpinCheck_ = now + std::chrono::milliseconds(250);
+  std::vector<uint32_t> rtts;
+  bool polled = false;
+  for (auto& [peer, link] : links_)
+    for (auto& c : link.streams) {
+      if (!c || !c->isOpen()) continue;
+      if (c->needsPolling())
+        polled = true;
+      else
+        rtts.push_back(c->rttUs());
+    }
+  bool off = !spinPaysOff(rtts, polled);
+  if (off == spinOff_) return;
+  spinOff_ = off;
+  // Off: no spinning and no adaptive boost (a stream of packets a few
+  // hundred us apart kept the boost on, a 1 ms spin after every one).
+  if (off)
+    engine_.setSpinPolicy(0, false, /*adaptive=*/false);
+  else
+    engine_.setSpinPolicy(viewSpinUs_, viewYield_, /*adaptive=*/true);
+  LOG_INFO("progress: " << (off ? "no spinning, every link's round trip is 1 ms or more"
+                                : "spinning again, a link answers within 1 ms"));
 }
 
 void Communicator::checkStalls(TimePoint now) {
@@ -1369,8 +1395,10 @@ void Communicator::applyViewPolicy() {
   for (const Member& m : committed_.members)
     if (m.hostId == hostId_) ++local;
   bool oversubscribed = local > onlineCpus();
-  int spinUs = cfg_.spinUs >= 0 ? cfg_.spinUs : (oversubscribed ? 200 : 50);
-  engine_.setSpinPolicy(spinUs, oversubscribed, /*adaptive=*/cfg_.spinUs < 0);
+  viewSpinUs_ = cfg_.spinUs >= 0 ? cfg_.spinUs : (oversubscribed ? 200 : 50);
+  viewYield_ = oversubscribed;
+  spinOff_ = false;  // the links are looked at again once operations run
+  engine_.setSpinPolicy(viewSpinUs_, viewYield_, /*adaptive=*/cfg_.spinUs < 0);
   costInputs_ = algo::costInputsFor(n, &topology_, local, onlineCpus(), segmentBytes_);
 }
 

@@ -256,6 +256,13 @@ class Communicator final : public ProgressEngine::Client,
   // past the bound, and when to look next.
   std::unordered_map<transport::Connection*, TimePoint> stallSeen_;
   TimePoint nextStallCheck_{};
+  // Spinning while waiting, per view (applyViewPolicy), switched off while
+  // every link is a long one (updateSpinForLinks).
+  int viewSpinUs_ = 50;
+  bool viewYield_ = false;
+  bool spinOff_ = false;
+  TimePoint nextSpinCheck_{};
+  void updateSpinForLinks(TimePoint now);
 
   // Fault injection for tests (CHORUS_FAULT_DELAY_COMMIT_MS): once a member,
   // this peer applies each view commit that many ms late, and control events

@@ -34,9 +34,9 @@ Status ProgressEngine::init(Client* client, int spinUs) {
 }
 
 void ProgressEngine::setSpinPolicy(int spinUs, bool yieldWhileSpinning, bool adaptive) {
-  spinNs_ = spinUs * 1000;
-  yieldWhileSpinning_ = yieldWhileSpinning;
-  adaptiveSpin_ = adaptive;
+  spinNs_.store(spinUs * 1000, std::memory_order_relaxed);
+  yieldWhileSpinning_.store(yieldWhileSpinning, std::memory_order_relaxed);
+  adaptiveSpin_.store(adaptive, std::memory_order_relaxed);
 }
 
 void ProgressEngine::startThread() {
@@ -167,10 +167,11 @@ bool ProgressEngine::driveUntil(const std::function<bool()>& done, Deadline dead
       lastWork = now;
       continue;
     }
-    int64_t spin = spinNs_;
-    if (adaptiveSpin_ && now < boostUntilNs_ && spin < kBoostSpinNs) spin = kBoostSpinNs;
+    int64_t spin = spinNs_.load(std::memory_order_relaxed);
+    if (adaptiveSpin_.load(std::memory_order_relaxed) && now < boostUntilNs_ && spin < kBoostSpinNs)
+      spin = kBoostSpinNs;
     if (now - lastWork < spin) {
-      if (yieldWhileSpinning_) sched_yield();
+      if (yieldWhileSpinning_.load(std::memory_order_relaxed)) sched_yield();
       continue;
     }
     // Nothing moved for a while: sleep until a socket or the wake fd fires.
@@ -254,6 +255,13 @@ void ProgressEngine::threadMain() {
     int n = waitReady(0, readyBuf_);
     passLocked(n);
   }
+}
+
+bool spinPaysOff(const std::vector<uint32_t>& linkRttUs, bool anyPolledLink) {
+  if (anyPolledLink || linkRttUs.empty()) return true;
+  for (uint32_t rtt : linkRttUs)
+    if (rtt < 1000) return true;
+  return false;
 }
 
 }  // namespace chorus

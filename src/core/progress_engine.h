@@ -101,10 +101,12 @@ class ProgressEngine {
   Client* client_ = nullptr;
   int epfd_ = -1;
   int wakeFd_ = -1;
-  int spinNs_ = 50000;
+  // Written under the lock (view changes, link checks), read by spinning
+  // callers without it.
+  std::atomic<int> spinNs_{50000};
   static constexpr int64_t kFdCheckNs = 20'000;
-  bool yieldWhileSpinning_ = false;
-  bool adaptiveSpin_ = false;
+  std::atomic<bool> yieldWhileSpinning_{false};
+  std::atomic<bool> adaptiveSpin_{false};
   int64_t boostUntilNs_ = 0;  // spin at least kBoostSpinNs until then
   static constexpr int64_t kShortSleepNs = 1'000'000;
   static constexpr int64_t kBoostSpinNs = 1'000'000;
@@ -130,5 +132,12 @@ class ProgressEngine {
   std::mutex parkMu_;
   std::condition_variable parkCv_;
 };
+
+// Whether a caller waiting for data should spin before it sleeps: only if
+// some link can answer within a spin window -- shared memory (anyPolledLink)
+// or a socket whose round trip is under 1 ms (0: not known yet). Over links
+// that are all long (a WAN), nothing comes back sooner than a round trip,
+// and spinning only takes the CPU that reductions and other processes need.
+bool spinPaysOff(const std::vector<uint32_t>& linkRttUs, bool anyPolledLink);
 
 }  // namespace chorus

@@ -208,3 +208,20 @@ TEST(ProgressEngineTest, WakeJustBeforeACallerSleepsIsNotLost) {
 
 }  // namespace
 }  // namespace chorus
+
+namespace chorus {
+namespace {
+
+// Spinning pays off only where some link can answer within a spin window.
+TEST(SpinPolicy, SpinsUnlessEveryLinkIsLong) {
+  EXPECT_TRUE(spinPaysOff({}, false));              // no links known yet
+  EXPECT_TRUE(spinPaysOff({100000, 80000}, true));  // a shared-memory peer
+  EXPECT_TRUE(spinPaysOff({100000, 40}, false));    // one loopback/LAN socket
+  EXPECT_TRUE(spinPaysOff({100000, 0}, false));     // an RTT not measured yet
+  EXPECT_TRUE(spinPaysOff({999}, false));
+  EXPECT_FALSE(spinPaysOff({1000}, false));
+  EXPECT_FALSE(spinPaysOff({100000, 100500, 30000}, false));  // all WAN
+}
+
+}  // namespace
+}  // namespace chorus
