@@ -222,7 +222,11 @@ Result<bool> TcpConnection::flushSends() {
         writeBlocked_ = true;
         break;
       }
-      return brokenError("failed while sending", static_cast<int>(-w));
+      Status broken = brokenError("failed while sending", static_cast<int>(-w));
+      // Frames an earlier write of this call finished still count as sent:
+      // a replaced stream resends them as such (takeUnreceived).
+      reportSent();
+      return broken;
     }
     if (w == 0) break;
     writeBlocked_ = false;
@@ -253,13 +257,16 @@ Result<bool> TcpConnection::flushSends() {
       sendq_.pop_front();
     }
   }
-  if (!completed_.empty()) {
-    // Callbacks may post new sends; iterate over a private copy.
-    std::vector<std::pair<SendOwner*, uint64_t>> done;
-    done.swap(completed_);
-    for (auto& [owner, cookie] : done) owner->onSent(cookie);
-  }
+  reportSent();
   return progressed;
+}
+
+void TcpConnection::reportSent() {
+  if (completed_.empty()) return;
+  // Callbacks may post new sends; iterate over a private copy.
+  std::vector<std::pair<SendOwner*, uint64_t>> done;
+  done.swap(completed_);
+  for (auto& [owner, cookie] : done) owner->onSent(cookie);
 }
 
 size_t TcpConnection::stageReadBytes() const {

@@ -90,6 +90,8 @@ class TcpConnection : public Connection {
     std::shared_ptr<std::vector<uint8_t>> owned;  // payload copy (postSendCopy)
   };
   Result<bool> flushSends();
+  // Runs onSent for the frames written whole since the last call.
+  void reportSent();
   Result<bool> readFrames(FrameSink& sink);
   Status parseStaged(FrameSink& sink, bool* progressed);
   // The current payload is complete: hand the frame to the sink.

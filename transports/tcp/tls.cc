@@ -410,8 +410,11 @@ ssize_t TlsConnection::writeBytes(const ::iovec* iov, int n) {
     took += c;
   }
   txEnd_ += took;
-  d = drain();
-  if (d < 0 && d != -EAGAIN) return d;
+  // The bytes are taken even if this drain fails: records of earlier chunks
+  // may have gone out whole, and a frame counts as sent once any of it may
+  // have (a replaced stream resends from the peer's count; see
+  // takeUnreceived). The error comes back on the next write or flush.
+  drain();
   return static_cast<ssize_t>(took);
 }
 
