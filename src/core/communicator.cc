@@ -52,7 +52,9 @@ std::string describeStreams(uint64_t peerId,
                   " (local>remote port by stream:";
   for (size_t i = 0; i < streams.size(); ++i) {
     int fd = streams[i] ? streams[i]->fd() : -1;
-    s += " " + std::to_string(i) + "=";
+    s += ' ';  // appended piecewise: GCC 12 warns falsely (-Wrestrict) on " " + ... + "="
+    s += std::to_string(i);
+    s += '=';
     s += fd < 0
              ? std::string("-")
              : std::to_string(socketPort(fd, false)) + ">" + std::to_string(socketPort(fd, true));
@@ -477,7 +479,7 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
   h.tag = op.key.tag;
   h.seq = op.key.seq;
   h.desc = op.desc;
-  if (link.streams.size() > 1) {
+  if (link.streams.size() > 1 || link.relinking) {
     stripeOf(link).push({h, data, &op});
     ++op.sendsOutstanding;
     op.bytesSent += bytes;
@@ -496,6 +498,21 @@ transport::Connection* Communicator::controlStream(PeerLink& link) {
   for (auto& c : link.streams)
     if (c && c->isOpen()) return c.get();
   return nullptr;
+}
+
+bool Communicator::postControl(PeerLink& link, const frame::Header& h, const void* payload) {
+  if (transport::Connection* c = controlStream(link)) {
+    if (h.length == 0)
+      c->postSend(h, nullptr, nullptr, 0);  // no copy to make (a DONE on every operation)
+    else
+      c->postSendCopy(h, payload);
+    sendPending_.insert(c);
+    return true;
+  }
+  if (!link.relinking) return false;
+  const char* p = static_cast<const char*>(payload);
+  link.heldControl.emplace_back(h, p ? std::string(p, h.length) : std::string());
+  return true;
 }
 
 StripeScheduler& Communicator::stripeOf(PeerLink& link) {
@@ -535,10 +552,7 @@ void Communicator::checkOp(Op* op) {
       for (int r = 0; r < n; ++r) {
         if (r == op->rank_ || !op->task->involves(r)) continue;
         auto it = links_.find(op->peers_[r]);
-        transport::Connection* c = it == links_.end() ? nullptr : controlStream(it->second);
-        if (!c) continue;
-        c->postSend(h, nullptr, nullptr, 0);
-        sendPending_.insert(c);
+        if (it != links_.end()) postControl(it->second, h, nullptr);
       }
     }
     if (op->donesReceived < op->donesExpected) return;
@@ -721,10 +735,7 @@ void Communicator::abortOpEverywhere(Op* op, const Status& st) {
   for (int r = 0; r < op->size(); ++r) {
     if (r == op->rank_) continue;
     auto it = links_.find(op->peers_[r]);
-    transport::Connection* c = it == links_.end() ? nullptr : controlStream(it->second);
-    if (!c) continue;
-    c->postSendCopy(h, msg.data());
-    sendPending_.insert(c);
+    if (it != links_.end()) postControl(it->second, h, msg.data());
   }
   LOG_WARN("operation " << op->key.toString() << " failed: " << st.toString());
   finishOp(op, st);
@@ -949,7 +960,11 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
         for (int r = 0; r < op->size(); ++r)
           if (r != op->rank_ && op->task->involves(r) && !op->doneFrom[r])
             missing.push_back(static_cast<uint64_t>(r));
-        what += " (result complete here; waiting for ranks " + peerList(missing) + " to confirm)";
+        if (!missing.empty())
+          what += " (result complete here; waiting for ranks " + peerList(missing) + " to confirm)";
+        else
+          what += " (result complete and confirmed here; " + std::to_string(op->sendsOutstanding) +
+                  " of its frames not yet sent)";
       } else {
         what += " (waiting for data: did every member call it with the same tag?)";
       }
@@ -960,6 +975,7 @@ bool Communicator::progressPass(const int* readyFds, int nReady) {
   // (and an idle pass reads no clock).
   if (cfg_.streamStallMs > 0 && !ops_.empty() && now >= nextStallCheck_) checkStalls(now);
   if (cfg_.spinUs < 0 && !ops_.empty() && now >= nextSpinCheck_) updateSpinForLinks(now);
+  if (relinking_ > 0) checkRelinks(Clock::now());
   maybeSendReady();
   reapFinished();
   graveyard_.clear();
@@ -1061,6 +1077,9 @@ Deadline Communicator::nextTimer() {
   Deadline d = Deadline::never();
   for (auto& [k, op] : ops_) d = Deadline::earliest(d, op->deadline);
   if (!heldEvents_.empty()) d = Deadline::earliest(d, Deadline(heldEvents_.front().due));
+  if (relinking_ > 0)
+    for (auto& [peer, link] : links_)
+      if (link.relinking) d = Deadline::earliest(d, Deadline(link.relinkBy));
   return d;
 }
 
@@ -1203,14 +1222,23 @@ void Communicator::handleEvent(ControlEvent& ev) {
     case ControlEvent::Kind::kDataLink:
       onDataLink(ev);
       break;
-    case ControlEvent::Kind::kDialFailed:
+    case ControlEvent::Kind::kRedialRequest:
+      onRedialRequest(ev.peerId, ev.stream, ev.generation);
+      break;
+    case ControlEvent::Kind::kDialFailed: {
       dialing_.erase(ev.peerId);
       LOG_WARN("could not open a data link to peer " << ev.peerId << ": " << ev.status.toString());
+      auto it = links_.find(ev.peerId);
+      if (it != links_.end() && it->second.relinking) {
+        breakLink(ev.peerId, ev.status.withContext("dialling a lost stream again"));
+        break;
+      }
       if (proposal_ && proposal_->view.contains(ev.peerId) && client_) {
         control::Suspect s{proposal_->view.epoch, ev.peerId, ev.status.message()};
         client_->send(control::Type::kSuspect, s.encode());
       }
       break;
+    }
   }
 }
 
@@ -1448,14 +1476,23 @@ void Communicator::onDataLink(ControlEvent& ev) {
   if (ev.stream >= static_cast<int>(link.streams.size())) return;
   auto& slot = link.streams[ev.stream];
   if (slot) {
-    unwatch(slot.get());
-    slot->close();
-    graveyard_.push_back(std::move(slot));
+    // The peer dials a stream again after it saw it break; this end may not
+    // have seen that yet. Its count of what arrived on the old one is final
+    // now, and the peer waits for it (STREAM_LOST on the new stream).
+    if (!slot->isOpen() || !loseStream(link, slot.get(), unavailable("the peer dialled it again"),
+                                       /*redial=*/false)) {
+      if (slot) {
+        unwatch(slot.get());
+        slot->close();
+        graveyard_.push_back(std::move(slot));
+      }
+    }
   }
-  // A pool's streams survive breaking while another stream is open (see
-  // loseStream); that needs the completion agreement, which says when a
-  // frame is no longer needed by anyone.
-  if (ev.streamCount > 1 && cfg_.uniformOutcome) conn->retainSent();
+  // TCP streams survive breaking while the peer is alive (see loseStream);
+  // that needs the completion agreement, which says when a frame is no
+  // longer needed by anyone. Shared memory keeps nothing: its link only
+  // breaks with the peer's process.
+  if (cfg_.uniformOutcome) conn->retainSent();
   Status st = engine_.addFd(conn->fd());
   if (!st.isOk()) {
     LOG_ERROR("cannot watch a data link: " << st.toString());
@@ -1466,9 +1503,12 @@ void Communicator::onDataLink(ControlEvent& ev) {
   LOG_DEBUG("data link to peer " << ev.peerId << " stream " << ev.stream << " over "
                                  << conn->transportName());
   slot = std::move(conn);
+  if (link.generation.size() < link.streams.size()) link.generation.resize(link.streams.size());
+  link.generation[ev.stream] = ev.generation;
+  if (link.relinking) endRelink(ev.peerId, link);
   if (link.complete()) {
     dialing_.erase(ev.peerId);
-    if (link.streams.size() > 1) LOG_INFO(describeStreams(ev.peerId, link.streams));
+    LOG_INFO(describeStreams(ev.peerId, link.streams));
   }
   maybeSendReady();
 }
@@ -1493,6 +1533,7 @@ void Communicator::closeLink(uint64_t peerId) {
     graveyard_.push_back(std::move(c));
   }
   for (auto& [s, c] : it->second.lost) graveyard_.push_back(std::move(c));
+  if (it->second.relinking) --relinking_;
   links_.erase(it);
 }
 
@@ -1502,7 +1543,8 @@ void Communicator::onConnectionBroken(transport::Connection* c, const Status& st
   breakLink(c->peerId(), st);
 }
 
-bool Communicator::loseStream(PeerLink& link, transport::Connection* c, const Status& why) {
+bool Communicator::loseStream(PeerLink& link, transport::Connection* c, const Status& why,
+                              bool redial) {
   const int s = c->stream();
   const uint64_t peer = c->peerId();
   if (state_ != State::kMember && state_ != State::kConnecting) return false;
@@ -1514,18 +1556,94 @@ bool Communicator::loseStream(PeerLink& link, transport::Connection* c, const St
   unwatch(c);
   c->close();
   link.lost[s] = std::move(link.streams[s]);
-  transport::Connection* control = controlStream(link);
-  if (!control) return false;  // every stream is gone: so is the link
   frame::Header h;
   h.type = frame::Type::kStreamLost;
   h.block = static_cast<uint32_t>(s);
   h.seq = received;
   h.epoch = committed_.epoch;
-  control->postSendCopy(h, nullptr);
-  sendPending_.insert(control);
+  if (controlStream(link)) {
+    postControl(link, h, nullptr);
+    LOG_WARN("data link to peer " << peer << " stream " << s << " broke (" << why.message()
+                                  << "); its unreceived frames go over the other streams");
+    return true;
+  }
+  // No stream is left open: every one-stream link, or a pool's last stream.
+  // The peer is probably alive (a crashed process is removed through the
+  // coordinator at once), so dial the stream again and settle the counts on
+  // it; the bound stops a partition from holding operations for long.
+  if (cfg_.relinkMs <= 0) return false;
+  if (!link.relinking) {
+    link.relinking = true;
+    link.relinkBy = Clock::now() + std::chrono::milliseconds(cfg_.relinkMs);
+    ++relinking_;
+  }
+  postControl(link, h, nullptr);
+  // The lower peer id dials; the other asks it to (it may not have seen the
+  // break: a flow the network drops carries no reset).
+  const View& view = proposal_ ? proposal_->view : committed_;
+  const int r = view.rankOf(peer);
+  const bool dial = peerId_ < peer;
+  const uint32_t gen = s < static_cast<int>(link.generation.size()) ? link.generation[s] : 0;
+  if (redial && r >= 0 && client_) {
+    const int streams = static_cast<int>(link.streams.size());
+    if (dial) {
+      client_->dialStream(view.members[r], s, streams, committed_.epoch, gen + 1,
+                          Deadline::afterMs(cfg_.relinkMs));
+      dialing_.insert(peer);
+    } else {
+      client_->requestRedial(view.members[r], s, streams, committed_.epoch, gen,
+                             Deadline::afterMs(cfg_.relinkMs));
+    }
+  }
   LOG_WARN("data link to peer " << peer << " stream " << s << " broke (" << why.message()
-                                << "); its unreceived frames go over the other streams");
+                                << "), no other stream is open: "
+                                << (dial ? "dialling it again" : "waiting for the peer to dial it")
+                                << " (up to " << cfg_.relinkMs << " ms)");
   return true;
+}
+
+void Communicator::onRedialRequest(uint64_t peerId, int s, uint32_t gen) {
+  auto it = links_.find(peerId);
+  if (it == links_.end() || peerId_ > peerId) return;
+  PeerLink& link = it->second;
+  // Only for the connection the peer lost: one this end replaced already
+  // (it saw the break too) is left alone.
+  if (s < 0 || s >= static_cast<int>(link.streams.size()) || !link.streams[s] ||
+      !link.streams[s]->isOpen() || s >= static_cast<int>(link.generation.size()) ||
+      link.generation[s] != gen) {
+    LOG_DEBUG("peer " << peerId << " asked for stream " << s << " generation " << gen
+                      << " to be dialled again: already replaced");
+    return;
+  }
+  LOG_INFO("peer " << peerId << " lost stream " << s << " and asks for it to be dialled again");
+  transport::Connection* c = link.streams[s].get();
+  if (!loseStream(link, c, unavailable("the peer lost it (a flow the network drops?)")))
+    breakLink(peerId, unavailable("the peer lost stream " + std::to_string(s) +
+                                  ", which cannot be replaced"));
+}
+
+void Communicator::endRelink(uint64_t peerId, PeerLink& link) {
+  transport::Connection* control = controlStream(link);
+  if (!control) return;
+  link.relinking = false;
+  --relinking_;
+  // STREAM_LOST first: the peer resends what it owes only once it has it.
+  for (auto& [h, payload] : link.heldControl) control->postSendCopy(h, payload.data());
+  link.heldControl.clear();
+  sendPending_.insert(control);
+  if (link.stripe && !link.stripe->empty()) pumpStripe(link);
+  LOG_INFO(
+      "data link to peer " << peerId << ": stream " << control->stream()
+                           << " is open again; the counts of the lost one are exchanged on it");
+}
+
+void Communicator::checkRelinks(TimePoint now) {
+  std::vector<uint64_t> late;
+  for (auto& [peer, link] : links_)
+    if (link.relinking && now >= link.relinkBy) late.push_back(peer);
+  for (uint64_t peer : late)
+    breakLink(peer, unavailable("its lost stream was not dialled again within " +
+                                std::to_string(cfg_.relinkMs) + " ms"));
 }
 
 void Communicator::onStreamLost(transport::Connection& c, const frame::Header& h) {
@@ -1533,7 +1651,10 @@ void Communicator::onStreamLost(transport::Connection& c, const frame::Header& h
   auto it = links_.find(peer);
   if (it == links_.end()) return;
   PeerLink& link = it->second;
-  const int s = h.block < link.streams.size() && static_cast<int>(h.block) != c.stream()
+  // On the stream it names only when that is the replacement of a lost one
+  // (a relinked one-stream link settles on its new stream).
+  const int s = h.block < link.streams.size() &&
+                        (static_cast<int>(h.block) != c.stream() || link.lost.count(h.block))
                     ? static_cast<int>(h.block)
                     : -1;
   if (s >= 0 && !link.lost.count(s)) {
@@ -1561,11 +1682,10 @@ void Communicator::resendLost(uint64_t peerId, PeerLink& link, int s, uint64_t p
   }
   size_t bytes = 0;
   StripeScheduler& stripe = stripeOf(link);
-  transport::Connection* control = controlStream(link);
   for (const transport::Unreceived& u : *frames) {
     bytes += u.h.length;
     if (!u.owner) {  // DONE, ABORT, STREAM_LOST: on the control stream
-      if (control) control->postSendCopy(u.h, u.copy.data());
+      postControl(link, u.h, u.copy.data());
       continue;
     }
     // Only running operations have frames here (forgetSends drops the rest).
@@ -1573,17 +1693,18 @@ void Communicator::resendLost(uint64_t peerId, PeerLink& link, int s, uint64_t p
     if (u.sentReported) ++op->sendsOutstanding;  // onSent runs again when it goes out
     stripe.push({u.h, u.payload, u.owner});
   }
-  if (control) sendPending_.insert(control);
   LOG_INFO("stream " << s << " to peer " << peerId << ": the peer received " << peerReceived
                      << " frames; " << frames->size() << " frames (" << bytes
                      << " bytes) go again over the other streams");
   pumpStripe(link);
-  // The lower peer id dials, as for the whole link.
+  // The lower peer id dials, as for the whole link (a relinked stream is
+  // already there).
   const View& view = proposal_ ? proposal_->view : committed_;
   const int r = view.rankOf(peerId);
-  if (peerId_ < peerId && r >= 0 && client_) {
+  if (peerId_ < peerId && r >= 0 && client_ && !link.streams[s]) {
+    const uint32_t gen = s < static_cast<int>(link.generation.size()) ? link.generation[s] : 0;
     client_->dialStream(view.members[r], s, static_cast<int>(link.streams.size()), committed_.epoch,
-                        Deadline::afterMs(cfg_.connectTimeoutMs));
+                        gen + 1, Deadline::afterMs(cfg_.connectTimeoutMs));
     dialing_.insert(peerId);
   }
 }

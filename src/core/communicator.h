@@ -103,12 +103,19 @@ class Communicator final : public ProgressEngine::Client,
 
   struct PeerLink {
     std::vector<std::unique_ptr<transport::Connection>> streams;  // by stream index
+    std::vector<uint32_t> generation;  // by stream index: of the connection last installed
     int expected = 0;
     std::unique_ptr<StripeScheduler> stripe;  // pools of more than one stream
     // Streams that broke while the peer is alive: closed here and waiting
     // for the peer's count of the frames it received on them (kStreamLost),
     // then their other frames are sent on the rest.
     std::map<int, std::unique_ptr<transport::Connection>> lost;
+    // No stream is open (the last one broke; every one-stream link that
+    // breaks): the lower peer id dials it again by relinkBy. Data frames
+    // wait at the stripe scheduler, control frames here, until it is up.
+    bool relinking = false;
+    TimePoint relinkBy{};
+    std::vector<std::pair<frame::Header, std::string>> heldControl;
     bool complete() const;
   };
 
@@ -184,8 +191,20 @@ class Communicator final : public ProgressEngine::Client,
   // Replaceable stream c of link broke (or the peer says it did): close it,
   // send our received count on the control stream. False if the link must
   // break.
-  bool loseStream(PeerLink& link, transport::Connection* c, const Status& why);
+  // With no other stream open, the link is dialled again (relinking; the
+  // dial only if redial and this is the lower peer id).
+  bool loseStream(PeerLink& link, transport::Connection* c, const Status& why, bool redial = true);
+  // A new stream is open on a relinking link: send what waited.
+  void endRelink(uint64_t peerId, PeerLink& link);
+  // Relinks past their bound break their links.
+  void checkRelinks(TimePoint now);
+  // DONE, ABORT, STREAM_LOST: on the control stream, or held while relinking.
+  // False if the link has neither.
+  bool postControl(PeerLink& link, const frame::Header& h, const void* payload);
   void onStreamLost(transport::Connection& c, const frame::Header& h);
+  // The peer (a higher id) lost stream s, generation gen, with no other
+  // stream open, and asks us to dial it again.
+  void onRedialRequest(uint64_t peerId, int s, uint32_t gen);
   // The peer received peerReceived frames of lost stream s: send the rest
   // on the other streams, and (the dialing side) dial s again.
   void resendLost(uint64_t peerId, PeerLink& link, int s, uint64_t peerReceived);
@@ -256,6 +275,7 @@ class Communicator final : public ProgressEngine::Client,
   // past the bound, and when to look next.
   std::unordered_map<transport::Connection*, TimePoint> stallSeen_;
   TimePoint nextStallCheck_{};
+  int relinking_ = 0;  // links with relinking set
   // Spinning while waiting, per view (applyViewPolicy), switched off while
   // every link is a long one (updateSpinForLinks).
   int viewSpinUs_ = 50;

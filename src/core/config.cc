@@ -207,6 +207,7 @@ Result<CommConfig> commConfigFromParams(const chorusCommParams_t* p) {
   c.algorithm = envOr("CHORUS_ALGO", "");
   c.spinUs = envIntOr("CHORUS_SPIN_US", -1);
   c.streamStallMs = std::max(0, envIntOr("CHORUS_STREAM_STALL_MS", 3000));
+  c.relinkMs = std::max(0, envIntOr("CHORUS_RELINK_MS", 3000));
   return c;
 }
 

@@ -43,6 +43,11 @@ struct CommConfig {
   // without any acknowledgement from the peer's host is treated as broken
   // (a pool's stream is replaced; 0 = never).
   int streamStallMs = 3000;
+  // CHORUS_RELINK_MS: a link that loses its last open TCP stream (every
+  // one-stream link that breaks) is dialled again and its unreceived frames
+  // resent, if the new stream is up within this bound; else, or with 0, the
+  // link is broken and the peer suspected.
+  int relinkMs = 3000;
 };
 
 struct CoordinatorConfig {

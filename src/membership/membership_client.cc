@@ -321,7 +321,7 @@ asio::awaitable<void> MembershipClient::acceptLink(tcp::socket s) {
   ControlLink link(std::move(s));
   Watchdog dog(link.socket(), Deadline::afterMs(10000));
   auto hello = co_await serverHandshake(link, cfg_.secret, [this](const control::Hello& h) {
-    if (h.role != control::Role::kDataLink)
+    if (h.role != control::Role::kDataLink && h.role != control::Role::kRedial)
       return protocolError("this port accepts data links only");
     if (h.group != cfg_.group)
       return failedPrecondition("peer belongs to group '" + h.group + "', this peer to '" +
@@ -353,12 +353,18 @@ asio::awaitable<void> MembershipClient::acceptLink(tcp::socket s) {
     if (dog.fired() || !link.socket().is_open()) co_return;
   }
   ControlEvent ev;
-  ev.kind = ControlEvent::Kind::kDataLink;
-  ev.ssl = std::move(ssl);
+  ev.kind = hello->role == control::Role::kRedial ? ControlEvent::Kind::kRedialRequest
+                                                  : ControlEvent::Kind::kDataLink;
   ev.peerId = hello->fromPeer;
   ev.stream = hello->stream;
   ev.streamCount = hello->streamCount;
+  ev.generation = hello->generation;
   ev.epoch = hello->epoch;
+  if (ev.kind == ControlEvent::Kind::kRedialRequest) {  // nothing flows on it
+    post(std::move(ev));
+    co_return;
+  }
+  ev.ssl = std::move(ssl);
   ev.socket = std::make_unique<tcp::socket>(std::move(link.socket()));
   post(std::move(ev));
 }
@@ -366,19 +372,29 @@ asio::awaitable<void> MembershipClient::acceptLink(tcp::socket s) {
 void MembershipClient::dial(const Member& m, int streams, uint64_t epoch, Deadline deadline) {
   asio::post(io_, [this, m, streams, epoch, deadline] {
     for (int i = 0; i < streams; ++i)
-      asio::co_spawn(io_, dialLink(m, i, streams, epoch, deadline), asio::detached);
+      asio::co_spawn(io_, dialLink(m, i, streams, epoch, 0, deadline), asio::detached);
   });
 }
 
 void MembershipClient::dialStream(const Member& m, int stream, int streams, uint64_t epoch,
-                                  Deadline deadline) {
-  asio::post(io_, [this, m, stream, streams, epoch, deadline] {
-    asio::co_spawn(io_, dialLink(m, stream, streams, epoch, deadline), asio::detached);
+                                  uint32_t generation, Deadline deadline) {
+  asio::post(io_, [this, m, stream, streams, epoch, generation, deadline] {
+    asio::co_spawn(io_, dialLink(m, stream, streams, epoch, generation, deadline), asio::detached);
+  });
+}
+
+void MembershipClient::requestRedial(const Member& m, int stream, int streams, uint64_t epoch,
+                                     uint32_t generation, Deadline deadline) {
+  asio::post(io_, [this, m, stream, streams, epoch, generation, deadline] {
+    asio::co_spawn(
+        io_, dialLink(m, stream, streams, epoch, generation, deadline, control::Role::kRedial),
+        asio::detached);
   });
 }
 
 asio::awaitable<void> MembershipClient::dialLink(Member m, int stream, int streams, uint64_t epoch,
-                                                 Deadline deadline) {
+                                                 uint32_t generation, Deadline deadline,
+                                                 control::Role role) {
   Status last;
   while (!stopping_ && !deadline.expired()) {
     ControlLink link(io_);
@@ -387,7 +403,7 @@ asio::awaitable<void> MembershipClient::dialLink(Member m, int stream, int strea
     if (st.isOk()) {
       Watchdog dog(link.socket(), attempt);
       control::Hello hello;
-      hello.role = control::Role::kDataLink;
+      hello.role = role;
       hello.group = cfg_.group;
       hello.fromPeer = peerId_;
       hello.toPeer = m.peerId;
@@ -395,6 +411,7 @@ asio::awaitable<void> MembershipClient::dialLink(Member m, int stream, int strea
       hello.streamCount = static_cast<uint16_t>(streams);
       hello.epoch = epoch;
       hello.tls = static_cast<uint8_t>(cfg_.tls);
+      hello.generation = generation;
       st = co_await clientHandshake(link, cfg_.secret, hello);
       transport::tcp::SslPtr ssl;
       if (st.isOk() && !dog.fired() && tls_) {
@@ -404,6 +421,7 @@ asio::awaitable<void> MembershipClient::dialLink(Member m, int stream, int strea
         else
           st = s.status().withContext("data link to peer " + std::to_string(m.peerId));
       }
+      if (st.isOk() && !dog.fired() && role == control::Role::kRedial) co_return;  // asked
       if (st.isOk() && !dog.fired()) {
         ControlEvent ev;
         ev.kind = ControlEvent::Kind::kDataLink;
@@ -411,6 +429,7 @@ asio::awaitable<void> MembershipClient::dialLink(Member m, int stream, int strea
         ev.peerId = m.peerId;
         ev.stream = stream;
         ev.streamCount = streams;
+        ev.generation = generation;
         ev.epoch = epoch;
         ev.socket = std::make_unique<tcp::socket>(std::move(link.socket()));
         post(std::move(ev));
@@ -424,6 +443,11 @@ asio::awaitable<void> MembershipClient::dialLink(Member m, int stream, int strea
     co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   if (stopping_) co_return;
+  if (role == control::Role::kRedial) {  // the relink bound covers it
+    LOG_DEBUG("could not ask peer " << m.peerId << " to dial stream " << stream
+                                    << " again: " << last.toString());
+    co_return;
+  }
   ControlEvent ev;
   ev.kind = ControlEvent::Kind::kDialFailed;
   ev.peerId = m.peerId;

@@ -50,8 +50,9 @@ struct ControlEvent {
     kCommit,          // commit
     kUpdateNoChange,  // epoch
     kRemoved,         // text = reason
-    kDataLink,        // peerId, stream, streamCount, socket
+    kDataLink,        // peerId, stream, streamCount, generation, socket
     kDialFailed,      // peerId, status
+    kRedialRequest,   // peerId, stream, generation (control::Role::kRedial)
   };
   Kind kind = Kind::kLinkDown;
   Status status;
@@ -63,6 +64,7 @@ struct ControlEvent {
   uint64_t peerId = 0;
   int stream = 0;
   int streamCount = 1;
+  uint32_t generation = 0;
   std::unique_ptr<asio::ip::tcp::socket> socket;
   transport::tcp::SslPtr ssl;  // the link's TLS session when TLS is on
 };
@@ -92,8 +94,14 @@ class MembershipClient {
   // Thread-safe requests.
   void send(control::Type type, std::vector<uint8_t> body);
   void dial(const Member& m, int streams, uint64_t epoch, Deadline deadline);
-  // Dial one stream of a pool again (it broke; the rest are open).
-  void dialStream(const Member& m, int stream, int streams, uint64_t epoch, Deadline deadline);
+  // Dial one stream again (it broke); generation: its new connection's.
+  void dialStream(const Member& m, int stream, int streams, uint64_t epoch, uint32_t generation,
+                  Deadline deadline);
+  // Ask m (a lower peer id) to dial stream again: this end lost generation
+  // `generation` of it with no other stream open (control::Role::kRedial).
+  // Nothing is reported back; the dial it triggers arrives as kDataLink.
+  void requestRedial(const Member& m, int stream, int streams, uint64_t epoch, uint32_t generation,
+                     Deadline deadline);
   // State claimed when (re-)registering: last committed view and the report
   // of the last transition.
   void setClaims(const Claims& claims);
@@ -115,7 +123,8 @@ class MembershipClient {
   asio::awaitable<void> writeLoop(std::shared_ptr<ControlLink> link);
   asio::awaitable<void> acceptLink(asio::ip::tcp::socket s);
   asio::awaitable<void> dialLink(Member m, int stream, int streams, uint64_t epoch,
-                                 Deadline deadline);
+                                 uint32_t generation, Deadline deadline,
+                                 control::Role role = control::Role::kDataLink);
   void enqueue(std::vector<uint8_t> framed);
   void dispatch(const control::Message& m);
   void post(ControlEvent ev) { sink_->onControlEvent(std::move(ev)); }

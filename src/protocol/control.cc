@@ -89,6 +89,7 @@ std::vector<uint8_t> Hello::encode() const {
   w.u64(epoch);
   w.fixed(nonce);
   w.u8(tls);
+  w.u32(generation);
   return std::move(w.buffer());
 }
 Result<Hello> Hello::decode(const std::vector<uint8_t>& b) {
@@ -104,11 +105,13 @@ Result<Hello> Hello::decode(const std::vector<uint8_t>& b) {
   h.epoch = r.u64();
   h.nonce = r.fixed<32>();
   h.tls = r.u8();
+  h.generation = r.u32();
   CHORUS_RETURN_IF_ERROR(r.finish("HELLO"));
-  if (role != static_cast<uint8_t>(Role::kPeer) && role != static_cast<uint8_t>(Role::kDataLink))
+  if (role != static_cast<uint8_t>(Role::kPeer) && role != static_cast<uint8_t>(Role::kDataLink) &&
+      role != static_cast<uint8_t>(Role::kRedial))
     return protocolError("HELLO with unknown role " + std::to_string(role));
   h.role = static_cast<Role>(role);
-  if (h.role == Role::kDataLink && (h.streamCount == 0 || h.stream >= h.streamCount))
+  if (h.role != Role::kPeer && (h.streamCount == 0 || h.stream >= h.streamCount))
     return protocolError("HELLO with stream index out of range");
   return h;
 }

@@ -18,7 +18,9 @@
 namespace chorus::control {
 
 constexpr uint32_t kMagic = 0x43524843u;  // "CHRC"
-constexpr uint8_t kVersion = 2;           // 2: HELLO carries the TLS mode
+// 2: HELLO carries the TLS mode; 3: HELLO names the connection's generation
+// and may ask for a stream to be dialled again (Role::kRedial).
+constexpr uint8_t kVersion = 3;
 constexpr size_t kHeaderSize = 12;
 constexpr uint32_t kMaxBody = 16u << 20;
 
@@ -56,7 +58,11 @@ std::vector<uint8_t> frame(Type type, const std::vector<uint8_t>& body);
 // Validate a 12-byte header; on success sets type and body length.
 Status decodeHeader(const uint8_t* in, Type* type, uint32_t* bodyLen);
 
-enum class Role : uint8_t { kPeer = 1, kDataLink = 2 };
+// kRedial: the higher peer id of a pair lost stream `stream` (generation
+// `generation`) with no other stream open, and asks the lower id, which
+// dials, to dial it again (it may not have seen the break: a dropped flow
+// carries no reset). The connection closes after the handshake.
+enum class Role : uint8_t { kPeer = 1, kDataLink = 2, kRedial = 3 };
 
 struct Hello {
   uint16_t protocol = kVersion;
@@ -69,6 +75,9 @@ struct Hello {
   uint64_t epoch = 0;        // data links: epoch of the view the dialer is setting up
   auth::Nonce nonce{};
   uint8_t tls = 0;  // data links: the dialer's chorusTlsMode_t (both ends must agree)
+  // Data links: how many connections of this stream came before this one
+  // since the link was set up (0: the first); kRedial: the one lost.
+  uint32_t generation = 0;
   std::vector<uint8_t> encode() const;
   static Result<Hello> decode(const std::vector<uint8_t>& b);
 };

@@ -17,6 +17,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <tuple>
 
@@ -521,7 +522,9 @@ std::pair<int, int> streamPorts(const Proc& p, int stream) {
        at = p.output().find(key, at + 1)) {
     std::string rest = p.output().substr(at + key.size(), 400);
     rest = rest.substr(0, rest.find(')'));
-    std::string want = " " + std::to_string(stream) + "=";
+    std::string want = std::to_string(stream);  // " N=", built so GCC 12 does not warn falsely
+    want.insert(want.begin(), ' ');
+    want += '=';
     size_t s = rest.find(want);
     if (s == std::string::npos) continue;
     int local = 0, remote = 0;
@@ -541,7 +544,9 @@ bool killSocket(std::pair<int, int> ports) {
   std::string out;
   char buf[512];
   while (std::fgets(buf, sizeof(buf), f)) out += buf;
-  return ::pclose(f) == 0 && out.find(":" + std::to_string(ports.second)) != std::string::npos;
+  std::string port = std::to_string(ports.second);
+  port.insert(port.begin(), ':');  // not ":" + ...: GCC 12 warns falsely (-Wrestrict) once inlined
+  return ::pclose(f) == 0 && out.find(port) != std::string::npos;
 }
 
 // Every iteration succeeded with the exact result, ran once, stayed in the
@@ -572,7 +577,7 @@ long resentFrames(const Proc& p) {
 // stream is replaced, the frames the peer did not receive go over the other
 // streams, and no operation fails, retries, slows past 5 s or changes the
 // view.
-void killStreamsDuringAllReduces(const std::string& tls) {
+void killStreamsDuringAllReduces(const std::string& tls, int streams = 4) {
   if (::geteuid() != 0 || std::system("ss -V >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "needs root and ss (iproute2) to abort a socket";
   TestCoordinator coord([&](chorusCoordinatorParams_t* p) {
@@ -582,12 +587,16 @@ void killStreamsDuringAllReduces(const std::string& tls) {
   auto w = Workers::launch(
       2, coord.address(), "streamkill" + tls,
       {"--scenario", "loop", "--iters", "400", "--count", "1048576", "--op-timeout-ms", "20000",
-       "--streams", "4"},
-      "test-secret", {"CHORUS_TLS=" + tls, "CHORUS_LOG_LEVEL=info", "CHORUS_SEGMENT_BYTES=65536"});
+       "--streams", std::to_string(streams)},
+      "test-secret",
+      {"CHORUS_TLS=" + tls, "CHORUS_LOG_LEVEL=info", "CHORUS_SEGMENT_BYTES=65536", "CHORUS_SHM=0"});
   for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
   Proc& a = *w.procs[0];
   int kills = 0;
-  for (int stream : {2, 0, 1, 0}) {  // 0 carries the DONE frames too
+  // 0 carries the DONE frames too; a one-stream link has nothing else.
+  const std::vector<int> order =
+      streams > 2 ? std::vector<int>{2, 0, 1, 0} : std::vector<int>{0, 0, 0, 0};
+  for (int stream : order) {
     sleepMs(400);
     a.pump(0);
     auto before = streamPorts(a, stream);
@@ -635,11 +644,12 @@ bool sh(const std::string& cmd) {
   return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
 }
 
-// Drop every packet of one TCP flow on lo, both ways, as a broken path or a
-// firewall that forgot the flow would: no reset, no error, just silence.
-// (This kernel has no drop action; a class of 8 bit/s with a one-packet
-// queue is the same in practice.) Only ever inside a private netns.
-bool blackholeFlow(std::pair<int, int> ports, int handle) {
+// Drop every packet that matches on lo (u32 matches, each a flow or a port,
+// both ways), as a broken path or a firewall that forgot the flow would: no
+// reset, no error, just silence. (This kernel has no drop action; a class of
+// 8 bit/s with a one-packet queue is the same in practice.) Only ever inside
+// a private netns.
+bool blackhole(const std::vector<std::string>& matches, int handle) {
   static bool rootReady = false;
   if (!rootReady) {
     rootReady = sh("tc qdisc add dev lo root handle 1: htb default 10 r2q 1") &&
@@ -650,12 +660,27 @@ bool blackholeFlow(std::pair<int, int> ports, int handle) {
   if (!sh("tc class add dev lo parent 1: classid " + cls + " htb rate 8bit ceil 8bit") ||
       !sh("tc qdisc add dev lo parent " + cls + " pfifo limit 1"))
     return false;
-  for (auto [sport, dport] : {ports, std::make_pair(ports.second, ports.first)})
-    if (!sh("tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip sport " +
-            std::to_string(sport) + " 0xffff match ip dport " + std::to_string(dport) +
-            " 0xffff flowid " + cls))
+  for (const std::string& m : matches)
+    if (!sh("tc filter add dev lo parent 1: protocol ip prio 1 u32 " + m + " flowid " + cls))
       return false;
   return true;
+}
+
+// One TCP flow, both ways.
+bool blackholeFlow(std::pair<int, int> ports, int handle) {
+  std::vector<std::string> m;
+  for (auto [sport, dport] : {ports, std::make_pair(ports.second, ports.first)})
+    m.push_back("match ip sport " + std::to_string(sport) + " 0xffff match ip dport " +
+                std::to_string(dport) + " 0xffff");
+  return blackhole(m, handle);
+}
+
+// Every flow to or from a listening port: the flows a peer accepts now and
+// any it would accept later (a data link dialled again).
+bool blackholePort(int port, int handle) {
+  return blackhole({"match ip sport " + std::to_string(port) + " 0xffff",
+                    "match ip dport " + std::to_string(port) + " 0xffff"},
+                   handle);
 }
 
 bool canMakePrivateNetns() {
@@ -686,21 +711,22 @@ bool passesInPrivateNetns(const std::string& test) {
 // its unreceived frames go over the other streams: no operation fails, is
 // re-run, changes the view or takes over 5 s. Stream 0 (which carries the
 // DONE frames) is dropped second.
-void stallStreamsDuringAllReduces(const std::string& tls) {
+void stallStreamsDuringAllReduces(const std::string& tls, int streams = 4) {
   TestCoordinator coord([&](chorusCoordinatorParams_t* p) {
     p->tls = tls == "secret" ? chorusTlsSecret : chorusTlsOff;
   });
   ASSERT_TRUE(coord.ok());
-  auto w = Workers::launch(2, coord.address(), "streamstall" + tls,
-                           {"--scenario", "loop", "--iters", "400", "--count", "262144",
-                            "--sleep-ms", "10", "--op-timeout-ms", "20000", "--streams", "4"},
-                           "test-secret",
-                           {"CHORUS_TLS=" + tls, "CHORUS_LOG_LEVEL=info",
-                            "CHORUS_SEGMENT_BYTES=65536", "CHORUS_STREAM_STALL_MS=1000"});
+  auto w =
+      Workers::launch(2, coord.address(), "streamstall" + tls,
+                      {"--scenario", "loop", "--iters", "400", "--count", "262144", "--sleep-ms",
+                       "10", "--op-timeout-ms", "20000", "--streams", std::to_string(streams)},
+                      "test-secret",
+                      {"CHORUS_TLS=" + tls, "CHORUS_LOG_LEVEL=info", "CHORUS_SEGMENT_BYTES=65536",
+                       "CHORUS_STREAM_STALL_MS=1000", "CHORUS_SHM=0"});
   for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
   Proc& a = *w.procs[0];
   int handle = 0;
-  for (int stream : {2, 0}) {
+  for (int stream : streams > 2 ? std::vector<int>{2, 0} : std::vector<int>{0, 0}) {
     sleepMs(500);
     a.pump(0);
     auto before = streamPorts(a, stream);
@@ -734,6 +760,14 @@ void stallStreamsDuringAllReduces(const std::string& tls) {
   }
   EXPECT_TRUE(seen) << "no stall was reported\n" << w.dump();
   EXPECT_GT(resent, 0) << w.dump();
+  // Which side saw the stall depends on which had data in flight; when the
+  // one that does not dial saw it, it asked the other to dial.
+  int asked = 0;
+  for (auto& p : w.procs)
+    for (size_t at = p->output().find("asks for it to be dialled again"); at != std::string::npos;
+         at = p->output().find("asks for it to be dialled again", at + 1))
+      ++asked;
+  std::printf("%d of the replacements were asked for by the side that does not dial\n", asked);
 }
 
 }  // namespace
@@ -764,34 +798,75 @@ std::pair<int, int> connectionPorts(pid_t a, pid_t b) {
   return {0, 0};
 }
 
-// Two peers of three lose their data link to the network (its packets
-// dropped both ways) while all three still reach the coordinator: the same
-// as a partition between them. Before stream stall detection the pair's
-// operations waited for the operation timeout (20 s here); now the stalled
-// side breaks the link within the bound (1 s here), suspects the other, one
-// of the two is removed, and the other two go on: every outcome uniform, no
-// operation longer than 6 s.
+// Listening TCP ports by owning process (ss -tlnp).
+std::map<int, pid_t> listeningPorts() {
+  std::map<int, pid_t> out;
+  FILE* f = ::popen("ss -tlnpH 2>/dev/null", "r");
+  if (!f) return out;
+  char line[1024];
+  while (std::fgets(line, sizeof(line), f)) {
+    const char* colon = std::strstr(line, ":");
+    const char* p = std::strstr(line, "pid=");
+    if (!colon || !p) continue;
+    // The local address is the fourth field: "LISTEN 0 128 127.0.0.1:PORT ...".
+    std::istringstream is(line);
+    std::string state, recvq, sendq, local;
+    if (!(is >> state >> recvq >> sendq >> local)) continue;
+    out[std::atoi(local.c_str() + local.rfind(':') + 1)] = std::atoi(p + 4);
+  }
+  ::pclose(f);
+  return out;
+}
+
+// Two peers of three lose their data link to the network (every packet
+// between them dropped both ways, a new connection's too) while all three
+// still reach the coordinator: a partition between them. Before stream
+// stall detection the pair's operations waited for the operation timeout
+// (20 s here); now the stalled side breaks the stream within the bound (1 s
+// here), its dial to replace it goes unanswered for the relink bound (1 s
+// here), it suspects the other, one of the two is removed, and the other
+// two go on: every outcome uniform, no operation longer than 6 s.
 void partitionedPairDuringAllReduces() {
   TestCoordinator coord;
   ASSERT_TRUE(coord.ok());
-  auto w = Workers::launch(3, coord.address(), "pairdrop", loopArgs(100000, 1000, 2), "test-secret",
-                           {"CHORUS_SHM=0", "CHORUS_STREAM_STALL_MS=1000"});
+  auto w =
+      Workers::launch(3, coord.address(), "pairdrop", loopArgs(100000, 1000, 2), "test-secret",
+                      {"CHORUS_SHM=0", "CHORUS_STREAM_STALL_MS=1000", "CHORUS_RELINK_MS=1000"});
   for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
   sleepMs(500);
-  auto ports = connectionPorts(w.procs[0]->pid(), w.procs[1]->pid());
-  if (ports.first == 0) ports = connectionPorts(w.procs[1]->pid(), w.procs[0]->pid());
-  ASSERT_NE(ports.first, 0) << "no data connection between workers 0 and 1";
+  // The lower peer id dials, so one worker accepts exactly one data link:
+  // dropping everything on its listening port parts that pair alone, and
+  // a stream dialled again runs into the same drop.
+  std::map<int, pid_t> listening = listeningPorts();
+  std::map<int, int> accepted;  // listening port -> data links on it
+  std::map<int, std::pair<int, int>> pairOf;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      if (i == j) continue;
+      auto ports = connectionPorts(w.procs[i]->pid(), w.procs[j]->pid());
+      if (ports.first == 0 || !listening.count(ports.second) ||
+          listening[ports.second] != w.procs[j]->pid())
+        continue;  // not dialled by i into j's listener
+      ++accepted[ports.second];
+      pairOf[ports.second] = {i, j};
+    }
+  int port = 0;
+  for (auto [p, n] : accepted)
+    if (n == 1) port = p;
+  ASSERT_NE(port, 0) << "no worker accepts exactly one data link\n" << w.dump();
+  auto [a, b] = pairOf[port];
+  const int other = 3 - a - b;
   long long droppedAt = wallMs();
-  ASSERT_TRUE(blackholeFlow(ports, 0)) << "tc could not drop the flow";
+  ASSERT_TRUE(blackholePort(port, 0)) << "tc could not drop the port";
   // One of the pair is removed (exit code 3, chorusRemoved) ...
   int removed = -1;
   for (int tries = 0; tries < 300 && removed < 0; ++tries)
-    for (int i : {0, 1})
+    for (int i : {a, b})
       if (w.procs[i]->wait(20) && removed < 0) removed = i;
   ASSERT_GE(removed, 0) << "neither of the pair was removed\n" << w.dump();
   EXPECT_EQ(w.procs[removed]->exitCode(), 3) << w.procs[removed]->output();
   // ... and the other two go on together.
-  std::vector<Proc*> survivors = {w.procs[1 - removed].get(), w.procs[2].get()};
+  std::vector<Proc*> survivors = {w.procs[removed == a ? b : a].get(), w.procs[other].get()};
   long long detected = 0;
   for (int tries = 0; tries < 100 && !detected; ++tries)
     for (Proc* p : survivors) {
@@ -806,9 +881,13 @@ void partitionedPairDuringAllReduces() {
   for (Proc* p : survivors) p->signal(SIGKILL);
   w.waitAll(10000);
   checkUniform(survivors, 6000);
-  bool seen = false;
-  for (auto& p : w.procs) seen |= p->output().find("nothing acknowledged for") != std::string::npos;
+  bool seen = false, relinkTried = false;
+  for (auto& p : w.procs) {
+    seen |= p->output().find("nothing acknowledged for") != std::string::npos;
+    relinkTried |= p->output().find("no other stream is open") != std::string::npos;
+  }
   EXPECT_TRUE(seen) << "no stall was reported\n" << w.dump();
+  EXPECT_TRUE(relinkTried) << "the stream was not dialled again first\n" << w.dump();
 }
 
 // Both: the test runs itself again in a private network namespace.
@@ -836,6 +915,14 @@ TEST(Fault, StreamsTheNetworkDropsAreReplacedAndTheirFramesResentOverTls) {
     stallStreamsDuringAllReduces("secret");
 }
 
+// A one-stream link (the default over TCP) whose flow the network drops is
+// dialled again: the new flow is not dropped, so nothing fails.
+TEST(Fault, OneStreamLinkTheNetworkDropsIsDialledAgain) {
+  if (!canMakePrivateNetns()) GTEST_SKIP() << "needs root, unshare and tc";
+  if (inPrivateNetns("OneStreamLinkTheNetworkDropsIsDialledAgain"))
+    stallStreamsDuringAllReduces("off", 1);
+}
+
 TEST(Fault, PairWhoseDataLinkTheNetworkDropsIsSplitWithinTheBound) {
   if (!canMakePrivateNetns()) GTEST_SKIP() << "needs root, unshare and tc";
   if (inPrivateNetns("PairWhoseDataLinkTheNetworkDropsIsSplitWithinTheBound"))
@@ -848,4 +935,14 @@ TEST(Fault, KilledStreamsAreReplacedAndTheirFramesResent) {
 
 TEST(Fault, KilledStreamsAreReplacedAndTheirFramesResentOverTls) {
   killStreamsDuringAllReduces("secret");
+}
+
+// The same on one-stream links (the default over TCP): no other stream is
+// left, so the link is dialled again and the counts settle on the new one.
+TEST(Fault, KilledOneStreamLinkIsDialledAgainAndItsFramesResent) {
+  killStreamsDuringAllReduces("off", 1);
+}
+
+TEST(Fault, KilledOneStreamLinkIsDialledAgainAndItsFramesResentOverTls) {
+  killStreamsDuringAllReduces("secret", 1);
 }

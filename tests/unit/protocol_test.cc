@@ -166,6 +166,7 @@ TEST(Control, RoundTrips) {
   h.epoch = 5;
   h.nonce = auth::makeNonce();
   h.tls = 2;
+  h.generation = 7;
   auto hb = h.encode();
   auto h2 = control::Hello::decode(hb);
   ASSERT_TRUE(h2.isOk());
@@ -174,7 +175,16 @@ TEST(Control, RoundTrips) {
   EXPECT_EQ(h2->streamCount, 4);
   EXPECT_EQ(h2->nonce, h.nonce);
   EXPECT_EQ(h2->tls, 2);
+  EXPECT_EQ(h2->generation, 7u);
   checkTruncationAndGarbage<control::Hello>(hb);
+  // A request to dial a stream again names a stream of the pool too.
+  h.role = control::Role::kRedial;
+  auto hr = control::Hello::decode(h.encode());
+  ASSERT_TRUE(hr.isOk());
+  EXPECT_EQ(hr->role, control::Role::kRedial);
+  h.stream = 4;
+  EXPECT_EQ(control::Hello::decode(h.encode()).status().code(), Code::kProtocol);
+  h.stream = 3;
 
   control::Register r;
   r.peerId = 9;

@@ -10,9 +10,10 @@
 // several concurrent asynchronous all-reduces per step, every result checked
 // for its exact value. The launcher applies churn -- kill -9, SIGSTOP,
 // graceful leave, join, coordinator kill and restart, one data connection
-// of a peer aborted from outside (`stream`, with `ss -K`: on pools of
-// several streams the connection is replaced and no operation may fail
-// because of it) -- and checks across
+// of a peer aborted from outside (`stream`, with `ss -K`: a TCP connection
+// is replaced, dialled again, and no operation may fail because of it; a
+// shared-memory link's socket only carries wake-ups and its loss removes
+// the peer, so run this one with CHORUS_SHM=0) -- and checks across
 // peers that every operation had one outcome and, when it succeeded, the
 // same bytes everywhere. It reports operations, failures by kind, detection
 // and recovery latencies (p50/p99/max) and exits non-zero on any parity

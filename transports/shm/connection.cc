@@ -119,6 +119,7 @@ Status ShmConnection::setupStep(bool* progressed) {
         if (mode_ == Mode::kTcp) {
           in_.reset();
           out_.reset();
+          if (retainWanted_) TcpConnection::retainSent();  // a TCP link can be replaced
         }
         LOG_DEBUG("link to peer " << peerId_ << " stream " << stream_ << ": "
                                   << (mode_ == Mode::kShm ? "shared memory" : "tcp"));

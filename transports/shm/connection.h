@@ -32,7 +32,13 @@ class ShmConnection final : public tcp::TcpConnection {
   Result<ProgressResult> progress(FrameSink& sink) override;
   bool needsPolling() const override { return mode_ != Mode::kTcp; }
   // Frames in a ring cannot be counted back after a break: not replaceable.
-  bool retainSent() override { return false; }
+  // A link that settles on TCP keeps its frames as TCP does (no frame is
+  // written before the set-up decides).
+  bool retainSent() override {
+    retainWanted_ = true;
+    if (mode_ == Mode::kTcp) TcpConnection::retainSent();
+    return mode_ != Mode::kShm;
+  }
   bool prepareSleep() override;
   bool canReduceOnArrival() const override { return mode_ == Mode::kShm; }
   bool wantsWriteReadiness() const override;
@@ -78,6 +84,7 @@ class ShmConnection final : public tcp::TcpConnection {
   bool sentAnswer_ = false, gotOffer_ = false, peerOk_ = false, iOk_ = false;
   int64_t lastDrainNs_ = 0;
   bool peerClosed_ = false;
+  bool retainWanted_ = false;
   bool reducedOnArrival_ = false;  // logged once per link
   int drainError_ = 0;
 };
