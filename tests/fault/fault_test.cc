@@ -428,8 +428,13 @@ TEST(Fault, EveryCollectiveWithAPeerKilledMidOperation) {
 // DONE to 1 and 3 while their operation is still frozen in the old epoch.
 // Those DONE frames used to be dropped, and ranks 1 and 3 then waited 20 s for
 // them and failed an operation that succeeded on rank 0.
+// Whether rank 0 started the iteration before the leave was proposed is up
+// to the scheduler (on a loaded machine it sometimes has not, and the
+// iteration simply runs in the new view): rounds go on until two exercised
+// the race, at most four, and at least one must have.
 TEST(Fault, PeerThatAppliesAViewChangeLateGetsEveryConfirmation) {
-  for (int round = 0; round < 2; ++round) {
+  int exercised = 0;
+  for (int round = 0; round < 4 && exercised < 2; ++round) {
     SCOPED_TRACE(round);
     TestCoordinator coord;
     std::vector<std::string> args = loopArgs(300, 20000);
@@ -463,8 +468,9 @@ TEST(Fault, PeerThatAppliesAViewChangeLateGetsEveryConfirmation) {
       for (const OpLine& o : opLines(*p)) reruns += o.attempts > 1;
     }
     EXPECT_EQ(late, 2) << w.dump();
-    EXPECT_GE(reruns, 1) << "no iteration was re-run: the race was not exercised\n" << w.dump();
+    if (reruns >= 1) ++exercised;
   }
+  EXPECT_GE(exercised, 1) << "no iteration was re-run in any round: the race was not exercised";
 }
 
 // Shared-state transfer with a holder stalled then killed while a joiner
