@@ -952,3 +952,35 @@ TEST(Fault, KilledOneStreamLinkIsDialledAgainAndItsFramesResent) {
 TEST(Fault, KilledOneStreamLinkIsDialledAgainAndItsFramesResentOverTls) {
   killStreamsDuringAllReduces("secret", 1);
 }
+
+// CHORUS_RELINK_MS=0 keeps the behaviour from before the relink: a
+// one-stream link that breaks is not dialled again; the pair accuse each
+// other and one of the two is removed (exit code 3) within seconds.
+TEST(Fault, OneStreamLinkWithRelinkOffBreaksAtOnce) {
+  if (::geteuid() != 0 || std::system("ss -V >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "needs root and ss (iproute2) to abort a socket";
+  TestCoordinator coord;
+  ASSERT_TRUE(coord.ok());
+  auto w =
+      Workers::launch(2, coord.address(), "relinkoff", loopArgs(100000, 1000, 2), "test-secret",
+                      {"CHORUS_SHM=0", "CHORUS_RELINK_MS=0", "CHORUS_LOG_LEVEL=info"});
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+  sleepMs(300);
+  w.procs[0]->pump(0);
+  auto ports = streamPorts(*w.procs[0], 0);
+  ASSERT_NE(ports.first, 0) << "no stream log line\n" << w.dump();
+  ASSERT_TRUE(killSocket(ports));
+  int removed = -1;
+  for (int tries = 0; tries < 250 && removed < 0; ++tries)
+    for (int i : {0, 1})
+      if (w.procs[i]->wait(20) && removed < 0) removed = i;
+  ASSERT_GE(removed, 0) << "neither peer was removed\n" << w.dump();
+  EXPECT_EQ(w.procs[removed]->exitCode(), 3) << w.procs[removed]->output();
+  for (auto& p : w.procs) {
+    EXPECT_EQ(p->output().find("no other stream is open"), std::string::npos)
+        << "dialled again although CHORUS_RELINK_MS=0\n"
+        << p->output().substr(0, 4000);
+  }
+  w.procs[1 - removed]->signal(SIGKILL);
+  w.waitAll(10000);
+}
