@@ -1552,17 +1552,12 @@ bool Communicator::loseStream(PeerLink& link, transport::Connection* c, const St
       !c->retainsSent() || link.lost.count(s))
     return false;
   // Nothing more is read from it: the count is final.
-  const uint64_t received = c->framesReceived();
   unwatch(c);
   c->close();
   link.lost[s] = std::move(link.streams[s]);
-  frame::Header h;
-  h.type = frame::Type::kStreamLost;
-  h.block = static_cast<uint32_t>(s);
-  h.seq = received;
-  h.epoch = committed_.epoch;
+  link.lostGeneration[s] = s < static_cast<int>(link.generation.size()) ? link.generation[s] : 0;
   if (controlStream(link)) {
-    postControl(link, h, nullptr);
+    postLostNotices(link);
     LOG_WARN("data link to peer " << peer << " stream " << s << " broke (" << why.message()
                                   << "); its unreceived frames go over the other streams");
     return true;
@@ -1577,7 +1572,7 @@ bool Communicator::loseStream(PeerLink& link, transport::Connection* c, const St
     link.relinkBy = Clock::now() + std::chrono::milliseconds(cfg_.relinkMs);
     ++relinking_;
   }
-  postControl(link, h, nullptr);
+  postLostNotices(link);
   // The lower peer id dials; the other asks it to (it may not have seen the
   // break: a flow the network drops carries no reset).
   const View& view = proposal_ ? proposal_->view : committed_;
@@ -1646,34 +1641,53 @@ void Communicator::checkRelinks(TimePoint now) {
                                 std::to_string(cfg_.relinkMs) + " ms"));
 }
 
+void Communicator::postLostNotices(PeerLink& link) {
+  for (auto& [s, conn] : link.lost) {
+    frame::Header h;
+    h.type = frame::Type::kStreamLost;
+    h.block = static_cast<uint32_t>(s);
+    h.seq = conn->framesReceived();  // final: nothing is read from it any more
+    h.tag = link.lostGeneration[s];
+    h.epoch = committed_.epoch;
+    postControl(link, h, nullptr);
+  }
+}
+
 void Communicator::onStreamLost(transport::Connection& c, const frame::Header& h) {
   const uint64_t peer = c.peerId();
   auto it = links_.find(peer);
   if (it == links_.end()) return;
   PeerLink& link = it->second;
-  // On the stream it names only when that is the replacement of a lost one
-  // (a relinked one-stream link settles on its new stream).
-  const int s = h.block < link.streams.size() &&
-                        (static_cast<int>(h.block) != c.stream() || link.lost.count(h.block))
-                    ? static_cast<int>(h.block)
-                    : -1;
-  if (s >= 0 && !link.lost.count(s)) {
-    // The peer saw the break first: close this end too.
-    transport::Connection* mine = link.streams[s].get();
-    if (mine) loseStream(link, mine, unavailable("the peer closed it"));
-  }
-  if (s < 0 || !link.lost.count(s)) {
+  auto impossible = [&] {
     breakLink(peer, protocolError("peer " + std::to_string(peer) + " reported stream " +
-                                  std::to_string(h.block) + " lost, which cannot be replaced"));
-    return;
+                                  std::to_string(h.block) + " generation " + std::to_string(h.tag) +
+                                  " lost, which cannot be replaced"));
+  };
+  if (h.block >= link.streams.size() || h.tag > UINT32_MAX) return impossible();
+  const int s = static_cast<int>(h.block);
+  const auto gen = static_cast<uint32_t>(h.tag);
+  if (link.lost.count(s)) {
+    const uint32_t mine = link.lostGeneration[s];
+    if (gen == mine) return resendLost(peer, link, s, h.seq);
+    if (gen < mine) return;  // a notice sent again, settled already
+    return impossible();
   }
-  resendLost(peer, link, s, h.seq);
+  const uint32_t current = s < static_cast<int>(link.generation.size()) ? link.generation[s] : 0;
+  transport::Connection* open = link.streams[s].get();
+  if (open && open->isOpen() && open != &c && gen == current) {
+    // The peer saw the break first: close this end too, then settle.
+    if (!loseStream(link, open, unavailable("the peer closed it"))) return impossible();
+    return resendLost(peer, link, s, h.seq);
+  }
+  if (gen < current || (gen == current && !open)) return;  // settled already, notice sent again
+  impossible();
 }
 
 void Communicator::resendLost(uint64_t peerId, PeerLink& link, int s, uint64_t peerReceived) {
   auto lost = link.lost.find(s);
   std::unique_ptr<transport::Connection> conn = std::move(lost->second);
   link.lost.erase(lost);
+  link.lostGeneration.erase(s);
   auto frames = conn->takeUnreceived(peerReceived);
   graveyard_.push_back(std::move(conn));
   if (!frames.isOk()) {

@@ -110,6 +110,7 @@ class Communicator final : public ProgressEngine::Client,
     // for the peer's count of the frames it received on them (kStreamLost),
     // then their other frames are sent on the rest.
     std::map<int, std::unique_ptr<transport::Connection>> lost;
+    std::map<int, uint32_t> lostGeneration;  // of each lost connection
     // No stream is open (the last one broke; every one-stream link that
     // breaks): the lower peer id dials it again by relinkBy. Data frames
     // wait at the stripe scheduler, control frames here, until it is up.
@@ -202,6 +203,11 @@ class Communicator final : public ProgressEngine::Client,
   // False if the link has neither.
   bool postControl(PeerLink& link, const frame::Header& h, const void* payload);
   void onStreamLost(transport::Connection& c, const frame::Header& h);
+  // STREAM_LOST for every lost stream not settled yet (idempotent at the
+  // peer: each names the generation it lost). An earlier notice may sit
+  // unreceived on a stream that broke since, and the peer's notice for that
+  // one may sit on ours: sending them all again breaks that circle.
+  void postLostNotices(PeerLink& link);
   // The peer (a higher id) lost stream s, generation gen, with no other
   // stream open, and asks us to dial it again.
   void onRedialRequest(uint64_t peerId, int s, uint32_t gen);

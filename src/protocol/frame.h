@@ -25,8 +25,11 @@ enum class Type : uint8_t {
   kAbort = 3,  // sender failed the operation; payload = UTF-8 reason; block = Code
   kPing = 4,   // latency/bandwidth probe (payload echoed)
   kPong = 5,
-  // On any other stream: the sender closed its end of stream `block` (it broke) and
-  // received `seq` frames on it whole; the frames after those are resent.
+  // The sender closed its end of connection `tag` (its generation: 0 for the
+  // first) of stream `block` (it broke) and received `seq` frames on it whole;
+  // the frames after those are resent. On any open stream, the replacement of
+  // the lost one included; sent again while unsettled, so duplicates are
+  // ignored.
   kStreamLost = 6,
 };
 
