@@ -816,6 +816,14 @@ std::pair<int, int> connectionPorts(pid_t a, pid_t b) {
   return {0, 0};
 }
 
+// The first of workers a and b to exit within about ms, or -1.
+int firstToExit(Workers& w, int a, int b, int ms) {
+  for (int waited = 0; waited < ms; waited += 40)
+    for (int i : {a, b})
+      if (w.procs[i]->wait(20)) return i;
+  return -1;
+}
+
 // Listening TCP ports by owning process (ss -tlnp).
 std::map<int, pid_t> listeningPorts() {
   std::map<int, pid_t> out;
@@ -877,10 +885,7 @@ void partitionedPairDuringAllReduces() {
   long long droppedAt = wallMs();
   ASSERT_TRUE(blackholePort(port, 0)) << "tc could not drop the port";
   // One of the pair is removed (exit code 3, chorusRemoved) ...
-  int removed = -1;
-  for (int tries = 0; tries < 300 && removed < 0; ++tries)
-    for (int i : {a, b})
-      if (w.procs[i]->wait(20) && removed < 0) removed = i;
+  const int removed = firstToExit(w, a, b, 12000);
   ASSERT_GE(removed, 0) << "neither of the pair was removed\n" << w.dump();
   EXPECT_EQ(w.procs[removed]->exitCode(), 3) << w.procs[removed]->output();
   // ... and the other two go on together.
@@ -1027,10 +1032,7 @@ TEST(Fault, OneStreamLinkWithRelinkOffBreaksAtOnce) {
   auto ports = streamPorts(*w.procs[0], 0);
   ASSERT_NE(ports.first, 0) << "no stream log line\n" << w.dump();
   ASSERT_TRUE(killSocket(ports));
-  int removed = -1;
-  for (int tries = 0; tries < 250 && removed < 0; ++tries)
-    for (int i : {0, 1})
-      if (w.procs[i]->wait(20) && removed < 0) removed = i;
+  const int removed = firstToExit(w, 0, 1, 10000);
   ASSERT_GE(removed, 0) << "neither peer was removed\n" << w.dump();
   EXPECT_EQ(w.procs[removed]->exitCode(), 3) << w.procs[removed]->output();
   for (auto& p : w.procs) {
