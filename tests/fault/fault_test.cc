@@ -800,7 +800,9 @@ void stallStreamsDuringAllReduces(const std::string& tls, int streams = 4) {
   const int asked = redialRequests(w);
   std::printf("%d drops; %d of the replacements were asked for by the side that does not dial\n",
               handle, asked);
-  if (streams == 1) EXPECT_GE(asked, 1) << "the request to dial again never ran\n" << w.dump();
+  if (streams == 1) {
+    EXPECT_GE(asked, 1) << "the request to dial again never ran\n" << w.dump();
+  }
 }
 
 }  // namespace
@@ -1019,15 +1021,18 @@ TEST(Fault, WholePoolKilledAtOnceIsDialledAgain) {
     ASSERT_TRUE(replaced) << "the pool was not dialled again whole\n" << w.dump();
   }
   ASSERT_TRUE(w.waitAll(120000)) << w.dump();
+  // The side that gets the resets loses all four in one pass and relinks;
+  // the other may see a stream dialled again before it notices the rest
+  // broke, and then always has one open.
+  int relinked = 0;
   for (auto& p : w.procs) {
     EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
     auto ops = opLines(*p);
     EXPECT_EQ(ops.size(), 300u);
     expectEveryOpExactOnceInOneView(ops);
-    EXPECT_NE(p->output().find("no other stream is open"), std::string::npos)
-        << "the last stream of the pool was not relinked\n"
-        << p->output().substr(0, 4000);
+    relinked += p->output().find("no other stream is open") != std::string::npos;
   }
+  EXPECT_GE(relinked, 1) << "no side lost the whole pool\n" << w.dump();
 }
 
 // CHORUS_RELINK_MS=0 keeps the behaviour from before the relink: a
