@@ -174,12 +174,7 @@ ssize_t ShmConnection::drainWakes(bool* drained) {
 ssize_t ShmConnection::writeBytes(const ::iovec* iov, int n) {
   if (mode_ == Mode::kTcp) return TcpConnection::writeBytes(iov, n);
   if (mode_ != Mode::kShm) return -EAGAIN;
-  size_t total = 0;
-  for (int i = 0; i < n; ++i) {
-    size_t w = out_->write(static_cast<const uint8_t*>(iov[i].iov_base), iov[i].iov_len);
-    total += w;
-    if (w < iov[i].iov_len) break;
-  }
+  size_t total = out_->write(iov, n);
   // Only a reader that armed before sleeping needs the (syscall) wake-up; a
   // spinning one sees the tail move.
   // The fence orders the tail store before the flag load (the reader stores
@@ -209,13 +204,7 @@ bool ShmConnection::peerGone(bool* drained) {
 }
 
 size_t ShmConnection::readRing(const ::iovec* iov, int n) {
-  size_t total = 0;
-  for (int i = 0; i < n; ++i) {
-    size_t r = in_->read(static_cast<uint8_t*>(iov[i].iov_base), iov[i].iov_len);
-    total += r;
-    if (r < iov[i].iov_len) break;
-  }
-  return total;
+  return in_->read(iov, n);
 }
 
 ssize_t ShmConnection::readBytes(const ::iovec* iov, int n) {

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <string>
 
+#include <sys/uio.h>
+
 #include "src/core/status.h"
 
 namespace chorus::transport::shm {
@@ -35,9 +37,14 @@ class Ring {
   static Result<Ring*> open(const std::string& name);
   ~Ring();
 
-  // Copies up to len bytes in / out; returns the count moved.
+  // Copies up to len bytes in / out; returns the count moved. The iovec
+  // forms gather / scatter in order, stop where the ring is full / empty,
+  // and move the index once. Index stores are release only: a caller that
+  // then looks at the other side's armed flag must fence first.
   size_t write(const uint8_t* p, size_t len);
   size_t read(uint8_t* p, size_t len);
+  size_t write(const ::iovec* iov, int n);
+  size_t read(const ::iovec* iov, int n);
   // The readable bytes where they lie, without consuming them: up to
   // `limit` bytes in at most two pieces (the second starts at the ring's
   // beginning, after the wrap). consume(n) then gives n of them back to the
@@ -62,6 +69,9 @@ class Ring {
   RingHeader* hdr_ = nullptr;
   uint8_t* data_ = nullptr;
   size_t mapped_ = 0;
+  // The writer's last look at the reader's head (only the writer uses it):
+  // the free space is at least what it implies, since head only grows.
+  mutable uint64_t headSeen_ = 0;
   std::string name_;
   bool linked_ = false;
 };
