@@ -374,6 +374,11 @@ Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArg
     tag = kInternalTagBit | kP2PTagBit | (uint64_t{sender < receiver} << 61) | (h << 32) |
           (tag & 0xffffffffu);
   }
+  // Operations that finished without a pass since (a call that completed
+  // at once, as at N=1) are freed here by the calling thread that allocated
+  // them; left to the engine thread, every operation crossed threads and
+  // glibc's per-thread caches missed on both sides.
+  reapFinished();
   OpKey key{tag, nextSeq_[tag]++};
   auto r = std::make_shared<OpResult>();
   auto owned = std::make_unique<Op>(*this, key, args, r);

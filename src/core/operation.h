@@ -112,9 +112,9 @@ class Op final : public transport::SendOwner, public algo::TaskContext {
   uint64_t bytesSent = 0;
   uint64_t bytesReceived = 0;
 
-  // Scratch from the communicator's pool.
-  uint8_t* scratchPtr = nullptr;
-  size_t scratchCap = 0;
+  // Whether it took scratch from the communicator's pool (most small
+  // operations do not; their destructor then skips the pool's lookup).
+  bool holdsScratch = false;
 };
 
 }  // namespace chorus

@@ -103,6 +103,14 @@ void ProgressEngine::wake() {
   wakeGen_.fetch_add(1);
   signal(wakeFd_);
   wakeSleepers();
+  unpark();
+}
+
+void ProgressEngine::unpark() {
+  // Under parkMu_: the engine thread decides to park under it too, after
+  // reading wakeGen_, so it either sees the count moved or is already
+  // waiting when this notifies.
+  { std::lock_guard<std::mutex> lk(parkMu_); }
   parkCv_.notify_one();
 }
 
@@ -203,7 +211,20 @@ bool ProgressEngine::driveUntil(const std::function<bool()>& done, Deadline dead
     lastFdCheck = 0;  // what woke us is read by the next pass
   }
   lastDriveEndNs_.store(nowNs());
-  drivers_.fetch_sub(1);
+  if (drivers_.fetch_sub(1) == 1) {
+    // The engine thread parks while a caller drives; the last driver to
+    // leave hands it what is still pending (asynchronous operations, queued
+    // sends, a view change). A blocking loop leaves nothing: no system call.
+    bool pending;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      pending = client_->wantsBackgroundProgress();
+    }
+    if (pending) {
+      wakeGen_.fetch_add(1);
+      unpark();
+    }
+  }
   return ok;
 }
 
@@ -220,18 +241,26 @@ void ProgressEngine::threadMain() {
   while (!stop_.load()) {
     bool wantBg;
     int timeoutMs;
+    const uint64_t gen = wakeGen_.load();
     {
       std::lock_guard<std::mutex> lk(mu_);
       wantBg = client_->wantsBackgroundProgress();
       client_->beforeSleep();
       timeoutMs = client_->nextTimer().remainingMs(50);
     }
-    bool callerActive =
-        drivers_.load() > 0 || (!wantBg && nowNs() - lastDriveEndNs_.load() < kStandOffNs);
-    if (callerActive) {
+    {
+      // Park while a caller drives (it progresses everything) or has just
+      // returned. Its leaving with work pending, and wake(), unpark us; the
+      // timeout is only a safety net. Looking every 2 ms instead preempted
+      // a spinning caller of another process on these 2 cores 500 times a
+      // second, and each time its peer waited too.
       std::unique_lock<std::mutex> lk(parkMu_);
-      parkCv_.wait_for(lk, std::chrono::milliseconds(wantBg ? 2 : 50));
-      continue;
+      bool callerActive =
+          drivers_.load() > 0 || (!wantBg && nowNs() - lastDriveEndNs_.load() < kStandOffNs);
+      if (callerActive) {
+        if (wakeGen_.load() == gen) parkCv_.wait_for(lk, std::chrono::milliseconds(50));
+        continue;
+      }
     }
     if (!wantBg) {
       // Nothing asynchronous is pending: wait for a wake-up (control event,

@@ -96,6 +96,8 @@ class ProgressEngine {
   bool sleepOn(int ownWakeFd, int timeoutMs);
   // Kicks the drivers asleep in sleepOn (not the engine thread).
   void wakeSleepers();
+  // Wakes the engine thread if it is parked while a caller drives.
+  void unpark();
   bool passLocked(int nReady);
 
   Client* client_ = nullptr;
