@@ -267,10 +267,11 @@ int runWorker(const Args& a) {
           "{\"system\":\"chorus\",\"collective\":\"%s\",\"peers\":%d,\"bytes\":%zu,\"count\":%zu,"
           "\"type\":\"%s\",\"redop\":\"%s\",\"algo\":\"%s\",\"iters\":%d,\"time_us\":%.3f,"
           "\"algbw_GBps\":%.4f,\"busbw_GBps\":%.4f,\"min_us\":%.3f,\"median_us\":%.3f,"
-          "\"max_us\":%.3f,\"wrong\":%lld,\"uniform\":%s}\n",
+          "\"p99_us\":%.3f,\"max_us\":%.3f,\"wrong\":%lld,\"uniform\":%s}\n",
           a.coll.c_str(), n, realBytes, count, a.dtype.c_str(), a.op.c_str(), algoName, iters,
           mean * 1e6, algbw, busbw, laps.front() * 1e6, laps[laps.size() / 2] * 1e6,
-          laps.back() * 1e6, static_cast<long long>(totalWrong), a.noUniform ? "false" : "true");
+          laps[laps.size() * 99 / 100] * 1e6, laps.back() * 1e6, static_cast<long long>(totalWrong),
+          a.noUniform ? "false" : "true");
     } else if (!a.csv.empty()) {
       std::printf("chorus,%s,%d,%zu,%d,%.3f,%.4f,%.4f,%.3f,%.3f,%.3f\n", a.csv.c_str(), n,
                   realBytes, iters, mean * 1e6, algbw, busbw, laps.front() * 1e6,
