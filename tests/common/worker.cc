@@ -19,6 +19,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -49,6 +50,10 @@ struct Opts {
   std::string ops = "all";
   std::string colls = "all";
   std::string coll = "allreduce";
+  // loop: the root of rooted collectives, a rank or "lowest-peer" (the rank
+  // whose peer id is lowest: the side that dials its links).
+  std::string root = "0";
+  int rootRank = 0;  // resolved from `root` at the start of the loop
   int connectTimeoutMs = 30000;
   int opTimeoutMs = 30000;
   std::string streams = "1";  // N, or auto (adaptive pool)
@@ -803,10 +808,11 @@ chorusResult_t loopOp(chorusComm_t comm, const Opts& o, int it, std::vector<floa
   chorusResult_t rc;
   switch (coll) {
     case chorus_test::Coll::kBroadcast:
-      rc = chorusBroadcast(src.data(), dst.data(), count, chorusFloat32, 0, comm, &info);
+      rc = chorusBroadcast(src.data(), dst.data(), count, chorusFloat32, o.rootRank, comm, &info);
       break;
     case chorus_test::Coll::kReduce:
-      rc = chorusReduce(src.data(), dst.data(), count, chorusFloat32, chorusSum, 0, comm, &info);
+      rc = chorusReduce(src.data(), dst.data(), count, chorusFloat32, chorusSum, o.rootRank, comm,
+                        &info);
       break;
     case chorus_test::Coll::kAllGather:
       rc = chorusAllGather(src.data(), dst.data(), count, chorusFloat32, comm, &info);
@@ -819,10 +825,10 @@ chorusResult_t loopOp(chorusComm_t comm, const Opts& o, int it, std::vector<floa
       rc = chorusAllToAll(src.data(), dst.data(), count, chorusFloat32, comm, &info);
       break;
     case chorus_test::Coll::kGather:
-      rc = chorusGather(src.data(), dst.data(), count, chorusFloat32, 0, comm, &info);
+      rc = chorusGather(src.data(), dst.data(), count, chorusFloat32, o.rootRank, comm, &info);
       break;
     case chorus_test::Coll::kScatter:
-      rc = chorusScatter(src.data(), dst.data(), count, chorusFloat32, 0, comm, &info);
+      rc = chorusScatter(src.data(), dst.data(), count, chorusFloat32, o.rootRank, comm, &info);
       break;
     case chorus_test::Coll::kBarrier: {
       // Through the request to learn who took part: a barrier re-run after a
@@ -883,7 +889,24 @@ chorusResult_t loopOp(chorusComm_t comm, const Opts& o, int it, std::vector<floa
   return rc;
 }
 
-int runLoop(chorusComm_t comm, const Opts& o) {
+// The rank --root names: a number, or lowest-peer (every member learns the
+// others' peer ids through an all-gather).
+int resolveRoot(chorusComm_t comm, const std::string& root) {
+  if (root != "lowest-peer") return std::atoi(root.c_str());
+  int n = std::max(1, sizeOf(comm));
+  uint64_t mine = 0;
+  chorusCommPeerId(comm, &mine);
+  std::vector<uint64_t> all(n);
+  if (chorusAllGather(&mine, all.data(), 1, chorusUint64, comm, nullptr) != chorusSuccess) return 0;
+  int r = static_cast<int>(std::min_element(all.begin(), all.end()) - all.begin());
+  std::printf("ROOT rank=%d peer=%llu (lowest peer id)\n", r,
+              static_cast<unsigned long long>(all[r]));
+  return r;
+}
+
+int runLoop(chorusComm_t comm, const Opts& given) {
+  Opts o = given;
+  o.rootRank = resolveRoot(comm, o.root);
   int failures = 0;
   std::vector<float> in(o.count), out(o.count);
   const bool exits = o.exitAt >= 0 && (o.exitRank < 0 || rankOf(comm) == o.exitRank);
@@ -978,6 +1001,7 @@ int main(int argc, char** argv) {
   app.add_option("--ops", o.ops);
   app.add_option("--colls", o.colls);
   app.add_option("--coll", o.coll);
+  app.add_option("--root", o.root);
   app.add_option("--connect-timeout-ms", o.connectTimeoutMs);
   app.add_option("--op-timeout-ms", o.opTimeoutMs);
   app.add_option("--streams", o.streams, "TCP streams per peer pair, or auto");

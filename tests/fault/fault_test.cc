@@ -798,6 +798,58 @@ void stallStreamsDuringAllReduces(const std::string& tls, int streams = 4) {
               handle, asked);
 }
 
+// Only the side that does not dial sends: a reduce to the peer with the
+// lowest id, which dials its links. A dropped flow then leaves data in flight
+// on the sender alone; it sees the stall, and the dialler, which saw
+// nothing, dials again only because it is asked to (HELLO role kRedial).
+// The dialler sees a drop too only if its confirmation of the last operation
+// was still unacknowledged when the flow was dropped (one round trip in
+// about 11 ms per iteration), so at least one of two drops must have been
+// asked for. Nothing fails, re-runs or changes the view.
+void oneWayStallDuringReduces() {
+  TestCoordinator coord;
+  ASSERT_TRUE(coord.ok());
+  const int iters = 600;
+  std::vector<std::string> args = loopArgs(iters, 262144, 10);
+  for (const char* extra : {"--coll", "reduce", "--root", "lowest-peer"}) args.push_back(extra);
+  auto w =
+      Workers::launch(2, coord.address(), "oneway", args, "test-secret",
+                      {"CHORUS_LOG_LEVEL=info", "CHORUS_STREAM_STALL_MS=1000", "CHORUS_SHM=0"});
+  for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+  Proc& a = *w.procs[0];
+  for (int drop = 0; drop < 2; ++drop) {
+    sleepMs(500);
+    a.pump(0);
+    auto before = streamPorts(a, 0);
+    ASSERT_NE(before.first, 0) << "no stream log line\n" << w.dump();
+    const int askedBefore = redialRequests(w);
+    ASSERT_TRUE(blackholeFlow(before, drop)) << "tc could not drop the flow";
+    auto t0 = std::chrono::steady_clock::now();
+    bool replaced = false;
+    for (int i = 0; i < 200 && !replaced; ++i) {
+      for (auto& p : w.procs) p->pump(i % 2 ? 25 : 0);
+      replaced = streamPorts(a, 0) != before;
+    }
+    ASSERT_TRUE(replaced) << "the dropped stream was not replaced\n" << w.dump();
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    EXPECT_LT(ms, 3000) << "drop " << drop << " took " << ms << " ms to be replaced";
+    for (auto& p : w.procs) p->pump(100);
+    std::printf("drop %d: replaced after %lld ms, %s\n", drop, static_cast<long long>(ms),
+                redialRequests(w) > askedBefore ? "at the sender's request"
+                                                : "the dialler saw the stall itself");
+  }
+  ASSERT_TRUE(w.waitAll(120000)) << w.dump();
+  for (auto& p : w.procs) {
+    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    auto ops = opLines(*p);
+    EXPECT_EQ(ops.size(), static_cast<size_t>(iters));
+    expectEveryOpExactOnceInOneView(ops);
+  }
+  EXPECT_GE(redialRequests(w), 1) << "the dialler was never asked to dial again\n" << w.dump();
+}
+
 }  // namespace
 
 // Local and remote port of the TCP connection from process a to process b
@@ -954,6 +1006,13 @@ TEST(Fault, OneStreamLinkTheNetworkDropsIsDialledAgain) {
   if (!canMakePrivateNetns()) GTEST_SKIP() << "needs root, unshare and tc";
   if (inPrivateNetns("OneStreamLinkTheNetworkDropsIsDialledAgain"))
     stallStreamsDuringAllReduces("off", 1);
+}
+
+// The request to dial again, made deterministic: see oneWayStallDuringReduces.
+TEST(Fault, SenderThatSeesItsFlowDroppedAsksTheDiallerToDialAgain) {
+  if (!canMakePrivateNetns()) GTEST_SKIP() << "needs root, unshare and tc";
+  if (inPrivateNetns("SenderThatSeesItsFlowDroppedAsksTheDiallerToDialAgain"))
+    oneWayStallDuringReduces();
 }
 
 TEST(Fault, PairWhoseDataLinkTheNetworkDropsIsSplitWithinTheBound) {
