@@ -56,6 +56,33 @@ class DirectAllReduce final : public Task {
     return Status::ok();
   }
 
+  // On shared memory at N=2 the one input that arrives and ours are the
+  // whole expression: reduce it straight out of the ring into the result
+  // (one copy less), with the very kernel call reduceInOrder makes for N=2,
+  // (x0 op x1), so a rank that got the input this way and one that got it
+  // through the landing slot (it arrived before the call) agree bit for bit.
+  // Not in place (the result would overwrite the input a re-run needs
+  // before the operation is confirmed), and not for fp16/bf16, whose
+  // expression starts from a float accumulator.
+  bool arrivalReduction(int fromRank, uint32_t block, kernels::ArrivalReduction* r) override {
+    if (n_ != 2 || block != 0 || fromRank == r_ || a_.inPlace() || isHalfType(a_.dtype))
+      return false;
+    r->dtype = a_.dtype;
+    r->op = a_.op;
+    r->final = true;
+    r->contributors = 2;
+    r->dst = static_cast<uint8_t*>(a_.recvbuf);
+    r->other = static_cast<const uint8_t*>(input(r_));
+    r->otherFirst = r_ < fromRank;
+    return true;
+  }
+  Status onReducedRecv(int fromRank, uint32_t) override {
+    got_[fromRank] = true;
+    --remaining_;
+    done_ = true;
+    return Status::ok();
+  }
+
   bool haveAll() const override { return done_; }
   bool inputModified() const override { return done_ && a_.inPlace(); }
 

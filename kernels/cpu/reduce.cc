@@ -286,7 +286,9 @@ void applyArrivalReduction(const ArrivalReduction& r, const void* incoming, size
                            size_t count) {
   const size_t es = dataTypeSize(r.dtype), as = accumulatorSize(r.dtype);
   const uint8_t* other = r.other + first * es;
-  if (r.final)
+  if (r.final && r.otherFirst)
+    combineFinal(r.dtype, r.op, r.dst + first * es, other, incoming, count, r.contributors);
+  else if (r.final)
     combineFinal(r.dtype, r.op, r.dst + first * es, incoming, other, count, r.contributors);
   else
     combine(r.dtype, r.op, r.dst + first * as, incoming, other, count);

@@ -44,6 +44,10 @@ struct ArrivalReduction {
   int contributors = 0;
   uint8_t* dst = nullptr;  // nullptr: no reduction on arrival
   const uint8_t* other = nullptr;
+  // Final step only: dst = other op incoming instead of incoming op other,
+  // for a rank whose own input comes first in the expression (direct
+  // all-reduce at N=2, rank 0). Needs a dtype that is its own accumulator.
+  bool otherFirst = false;
 };
 
 // Applies r to `count` incoming elements, payload elements first..first+count.
