@@ -115,6 +115,11 @@ class Connection {
   // Whether this connection reads payloads from memory it can reduce out of
   // in place (RecvTarget::reduce), saving the copy that landing costs.
   virtual bool canReduceOnArrival() const { return false; }
+  // Whether a frame written here (onSent) reaches the peer for as long as
+  // the peer lives, whatever this side does next: the link is never lost or
+  // replaced while both ends live (shared memory). A TCP stream can break
+  // with written frames in flight.
+  virtual bool deliversWhatItWrote() const { return false; }
   // Whether the engine should wake when fd() becomes writable.
   virtual bool wantsWriteReadiness() const { return hasPendingSends(); }
   // The last send found fd() full (-EAGAIN): retrying before fd() turns

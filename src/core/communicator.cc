@@ -108,6 +108,7 @@ Communicator::Communicator(const CommConfig& cfg)
   if (seg > (16 << 20)) seg = 16 << 20;
   segmentBytes_ = static_cast<size_t>(seg);
   faultCommitDelayMs_ = std::max(0, envIntOr("CHORUS_FAULT_DELAY_COMMIT_MS", 0));
+  faultProposalDelayMs_ = std::max(0, envIntOr("CHORUS_FAULT_DELAY_PROPOSAL_MS", 0));
   if (const char* ranks = std::getenv("CHORUS_FAULT_DELAY_COMMIT_RANKS"))
     for (const char* p = ranks; *p;) {
       char* end = nullptr;
@@ -473,6 +474,7 @@ void Communicator::startOp(Op* op) {
 }
 
 void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data, size_t bytes) {
+  if (op.state != OpState::kRunning) return;  // frozen but receiving: sends nothing
   auto it = links_.find(op.peers_[toRank]);
   if (it == links_.end() || it->second.streams.empty()) return;  // link lost: view change pending
   PeerLink& link = it->second;
@@ -493,6 +495,7 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
   }
   transport::Connection* conn = link.streams[0].get();
   if (!conn || !conn->isOpen()) return;
+  if (!link.lazyDones.empty()) flushLazyDones(link);  // one write for both
   conn->postSend(h, data, &op, 0);
   ++op.sendsOutstanding;
   op.bytesSent += bytes;
@@ -542,12 +545,43 @@ void Communicator::pumpStripe(PeerLink& link) {
                                  << " ms)");
 }
 
+bool Communicator::mayFinishWithoutAgreement(const Op& op) {
+  // Two members only: if one dies the other is the sole survivor, so any
+  // outcome is uniform. Both alive through a view change is the one case
+  // to cover: a member that returned success reports it (OpReport::
+  // succeeded), and the other, if it froze the operation partial, completes
+  // it from frames this one had written before finishing -- which shared
+  // memory delivers while the reader lives (a TCP stream may break with
+  // them in flight). Only collectives where each member's result needs the
+  // other's input: finishing here then proves the other called it. Small
+  // operations only, where the DONE's extra one-way trip is a large part
+  // of the time.
+  constexpr size_t kMaxBytes = size_t{64} << 10;
+  if (op.size() != 2) return false;
+  switch (op.args.collective) {
+    case algo::Collective::kAllReduce:
+    case algo::Collective::kAllGather:
+    case algo::Collective::kReduceScatter:
+    case algo::Collective::kAllToAll:
+    case algo::Collective::kBarrier:
+      break;
+    default:
+      return false;
+  }
+  if (op.args.messageBytes(2) > kMaxBytes) return false;
+  auto it = links_.find(op.peers_[1 - op.rank_]);
+  if (it == links_.end() || it->second.streams.size() != 1) return false;
+  const transport::Connection* c = it->second.streams[0].get();
+  return c && c->isOpen() && c->deliversWhatItWrote();
+}
+
 void Communicator::checkOp(Op* op) {
   if (op->state != OpState::kRunning || !op->task || !op->task->haveAll()) return;
   const int n = op->size();
   if (cfg_.uniformOutcome && n > 1) {
     if (!op->doneSent) {
       op->doneSent = true;
+      op->agreementFree = mayFinishWithoutAgreement(*op);
       frame::Header h;
       h.type = frame::Type::kDone;
       h.epoch = op->epoch;
@@ -557,10 +591,19 @@ void Communicator::checkOp(Op* op) {
       for (int r = 0; r < n; ++r) {
         if (r == op->rank_ || !op->task->involves(r)) continue;
         auto it = links_.find(op->peers_[r]);
-        if (it != links_.end()) postControl(it->second, h, nullptr);
+        if (it == links_.end()) continue;
+        if (op->agreementFree) {
+          it->second.lazyDones.push_back(h);
+          lazyDonesQueued_ = true;
+        } else {
+          postControl(it->second, h, nullptr);
+        }
       }
     }
-    if (op->donesReceived < op->donesExpected) return;
+    if (op->donesReceived < op->donesExpected) {
+      if (!op->agreementFree || op->sendsOutstanding > 0) return;
+      unconfirmed_.push_back(op->key);  // until the other member's DONE
+    }
   }
   if (op->sendsOutstanding > 0) return;
   finishOp(op, Status::ok());
@@ -586,13 +629,13 @@ void Communicator::finishOp(Op* op, Status st) {
   op->result->finished.store(true, std::memory_order_release);
 }
 
-void Communicator::forgetSends(Op* op) {
+void Communicator::forgetSends(Op* op, bool keepReceives) {
   for (auto& [id, link] : links_) {
     if (link.stripe) link.stripe->cancel(op);
     for (auto& c : link.streams)
       if (c) {
         c->cancelSends(op);
-        c->detachReceives(op);
+        if (!keepReceives) c->detachReceives(op);
       }
     for (auto& [s, c] : link.lost) c->cancelSends(op);
   }
@@ -676,6 +719,20 @@ bool Communicator::deliverData(Op* op, uint64_t fromPeer, const frame::Header& h
   }
   checkOp(op);
   return true;
+}
+
+void Communicator::flushLazyDones(PeerLink& link) {
+  for (const frame::Header& h : link.lazyDones) postControl(link, h, nullptr);
+  link.lazyDones.clear();
+}
+
+bool Communicator::eraseUnconfirmed(const OpKey& key) {
+  for (size_t i = 0; i < unconfirmed_.size(); ++i)
+    if (unconfirmed_[i] == key) {
+      unconfirmed_.erase(unconfirmed_.begin() + static_cast<long>(i));
+      return true;
+    }
+  return false;
 }
 
 void Communicator::onDone(Op* op, uint64_t fromPeer) {
@@ -767,7 +824,9 @@ transport::RecvTarget Communicator::onHeader(transport::Connection& c, const fra
       if (h.epoch < committed_.epoch) return {};  // stale epoch
       OpKey key{h.tag, h.seq};
       Op* op = findOp(key);
-      if (op && op->state == OpState::kRunning && op->epoch == h.epoch) {
+      if (op && op->epoch == h.epoch &&
+          (op->state == OpState::kRunning ||
+           (op->state == OpState::kFrozen && op->receivesWhileFrozen))) {
         int from = op->rankOf(c.peerId());
         if (from < 0) return {};
         if (h.desc != op->desc) {
@@ -834,6 +893,9 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
           abortOpEverywhere(op, st);
           return;
         }
+        if (op->state == OpState::kFrozen && op->task->haveAll())
+          LOG_INFO("operation " << key.toString()
+                                << ": the last of its data arrived while the view changes");
         checkOp(op);
         return;
       }
@@ -845,6 +907,7 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
     case frame::Type::kDone: {
       if (h.epoch < committed_.epoch) return;
       Op* op = findOp(key);
+      if (!unconfirmed_.empty() && !op) eraseUnconfirmed(key);
       if (op && op->state == OpState::kRunning && op->epoch == h.epoch) {
         onDone(op, c.peerId());
       } else if (op ? keepForRestart(*op, h.epoch)
@@ -865,6 +928,10 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
       if (h.block == 0 || h.block > static_cast<uint32_t>(Code::kInProgress))
         code = Code::kInternal;
       Op* op = findOp(key);
+      if (!op && eraseUnconfirmed(key))
+        // Only if it missed the deadline with our frames in its ring.
+        LOG_ERROR("operation " << key.toString() << " returned success here, but peer "
+                               << c.peerId() << " failed it: " << msg);
       if (op && op->state == OpState::kRunning && op->epoch == h.epoch) {
         finishOp(op, Status(code, msg));
       } else if (op ? keepForRestart(*op, h.epoch)
@@ -937,6 +1004,11 @@ void Communicator::progressEach(const Set& set, bool* worked, bool skipWriteBloc
 
 bool Communicator::progressPass(const int* readyFds, int nReady) {
   bool worked = false;
+  if (lazyDonesQueued_) {
+    lazyDonesQueued_ = false;
+    for (auto& [id, link] : links_)
+      if (!link.lazyDones.empty()) flushLazyDones(link);
+  }
   if (inboxFlag_.load(std::memory_order_acquire)) {
     processInbox();
     worked = true;
@@ -1152,18 +1224,20 @@ void Communicator::processInbox() {
     events.swap(inbox_);
     inboxFlag_.store(false, std::memory_order_release);
   }
-  if (faultCommitDelayMs_ == 0 && heldEvents_.empty()) {
+  if (faultCommitDelayMs_ == 0 && faultProposalDelayMs_ == 0 && heldEvents_.empty()) {
     for (ControlEvent& ev : events) handleEvent(ev);
     return;
   }
   const TimePoint now = Clock::now();
+  const bool thisRank =
+      committed_.epoch > 0 &&
+      (faultCommitDelayRanks_.empty() ||
+       std::count(faultCommitDelayRanks_.begin(), faultCommitDelayRanks_.end(), myRank_) > 0);
   for (ControlEvent& ev : events) {
-    bool late =
-        ev.kind == ControlEvent::Kind::kCommit && committed_.epoch > 0 &&
-        (faultCommitDelayRanks_.empty() ||
-         std::count(faultCommitDelayRanks_.begin(), faultCommitDelayRanks_.end(), myRank_) > 0);
-    heldEvents_.push_back(
-        {late ? now + std::chrono::milliseconds(faultCommitDelayMs_) : now, late, std::move(ev)});
+    int delayMs = 0;
+    if (thisRank && ev.kind == ControlEvent::Kind::kCommit) delayMs = faultCommitDelayMs_;
+    if (thisRank && ev.kind == ControlEvent::Kind::kProposal) delayMs = faultProposalDelayMs_;
+    heldEvents_.push_back({now + std::chrono::milliseconds(delayMs), delayMs > 0, std::move(ev)});
   }
   releaseHeldEvents();
 }
@@ -1174,9 +1248,12 @@ void Communicator::releaseHeldEvents() {
     ControlEvent ev = std::move(heldEvents_.front().ev);
     bool late = heldEvents_.front().late;
     heldEvents_.pop_front();
-    if (late)
+    if (late && ev.kind == ControlEvent::Kind::kCommit)
       LOG_WARN("fault injection: applying the commit of epoch "
                << ev.commit.epoch << " " << faultCommitDelayMs_ << " ms late");
+    if (late && ev.kind == ControlEvent::Kind::kProposal)
+      LOG_WARN("fault injection: taking the proposal of epoch "
+               << ev.proposal.view.epoch << " " << faultProposalDelayMs_ << " ms late");
     handleEvent(ev);
   }
 }
@@ -1269,7 +1346,10 @@ void Communicator::onProposal(const control::ViewProposal& p) {
       if (op->state != OpState::kRunning) continue;
       // Striped frames waiting for a stream go too: a re-run resets the
       // operation's send count, which a late onSent would then corrupt.
-      forgetSends(op.get());
+      // One the other member may have finished already keeps receiving
+      // until the decision (which may be success: see completeDecidedSuccesses).
+      op->receivesWhileFrozen = cfg_.uniformOutcome && mayFinishWithoutAgreement(*op);
+      forgetSends(op.get(), /*keepReceives=*/op->receivesWhileFrozen);
       op->state = OpState::kFrozen;
       OpReport rep;
       rep.tag = key.tag;
@@ -1288,6 +1368,19 @@ void Communicator::onProposal(const control::ViewProposal& p) {
       if (op->args.collective == algo::Collective::kSend ||
           op->args.collective == algo::Collective::kRecv)
         rep.partner = op->rootPeer;
+      report_.ops.push_back(rep);
+    }
+    if (!unconfirmed_.empty())
+      LOG_INFO("reporting " << unconfirmed_.size()
+                            << " operation(s) that returned success here before the other "
+                               "member confirmed, the first "
+                            << unconfirmed_.front().toString());
+    for (const OpKey& key : unconfirmed_) {
+      OpReport rep;
+      rep.tag = key.tag;
+      rep.seq = key.seq;
+      rep.haveAll = true;
+      rep.succeeded = true;
       report_.ops.push_back(rep);
     }
     // Which calls were made here, so the coordinator can tell a member that
@@ -1339,6 +1432,7 @@ void Communicator::onCommit(const control::Commit& c) {
     LOG_DEBUG("ignoring commit of epoch " << c.epoch);
     return;
   }
+  completeDecidedSuccesses(c);
   View old = committed_;
   committed_ = proposal_->view;
   myRank_ = committed_.rankOf(peerId_);
@@ -1361,6 +1455,10 @@ void Communicator::onCommit(const control::Commit& c) {
   for (auto& [k, op] : ops_) all.push_back(op.get());
   for (Op* op : all) {
     if (op->state == OpState::kFrozen) {
+      if (op->receivesWhileFrozen) {
+        forgetSends(op);  // a re-run must not receive the old epoch's frames
+        op->receivesWhileFrozen = false;
+      }
       const OpDecision* d = c.decisions.find(op->key.tag, op->key.seq);
       Decision dec = d ? d->decision : Decision::kFail;
       if (dec == Decision::kSuccess) {
@@ -1399,6 +1497,9 @@ void Communicator::onCommit(const control::Commit& c) {
     }
   }
   dropUnexpectedBefore(committed_.epoch);
+  unconfirmed_.clear();  // reported and decided (success) with this epoch
+  for (auto& [id, link] : links_) link.lazyDones.clear();  // of the old epoch: dropped there
+  lazyDonesQueued_ = false;
   if (c.endsUpdate) {
     // A joint update: nothing is in flight anywhere, and joiners start
     // numbering their calls from zero, so everyone does.
@@ -1410,6 +1511,54 @@ void Communicator::onCommit(const control::Commit& c) {
   if (client_) client_->resetPending();
   LOG_INFO("committed epoch " << committed_.epoch << " (" << viewReasonName(c.reason) << "): rank "
                               << myRank_ << " of " << committed_.size());
+}
+
+void Communicator::completeDecidedSuccesses(const control::Commit& c) {
+  // The other member returned success and reported it after writing its
+  // last frame to our ring, and the coordinator's commit followed that
+  // report: every frame it wrote is readable now. Read until the operation
+  // holds everything or the links have nothing more.
+  std::vector<Op*> pending;
+  bool anyReceiving = false;
+  for (auto& [key, op] : ops_) {
+    if (op->state != OpState::kFrozen || !op->task || op->task->haveAll()) continue;
+    const OpDecision* d = c.decisions.find(key.tag, key.seq);
+    if (!d || d->decision != Decision::kSuccess) continue;
+    pending.push_back(op.get());
+    anyReceiving |= op->receivesWhileFrozen;
+  }
+  if (pending.empty()) return;
+  auto allComplete = [&] {
+    for (Op* op : pending)
+      if (!op->task->haveAll()) return false;
+    return true;
+  };
+  std::vector<std::pair<int, transport::Connection*>> conns(byFd_.begin(), byFd_.end());
+  // Bounded: the frames are already there; a peer busy sending more must
+  // not hold the commit.
+  bool worked = anyReceiving;
+  for (int pass = 0; pass < 1000 && worked && !allComplete(); ++pass) {
+    worked = false;
+    for (auto [fd, conn] : conns) {
+      auto it = byFd_.find(fd);
+      if (it != byFd_.end() && it->second == conn && conn->isOpen())
+        progressConnection(conn, &worked);
+    }
+  }
+  for (Op* op : pending) {
+    if (op->task->haveAll()) {
+      LOG_INFO("operation " << op->key.toString()
+                            << " completed from frames in flight: the other member had "
+                               "returned success");
+      continue;  // finished by the decision below
+    }
+    LOG_ERROR("operation " << op->key.toString()
+                           << " was decided successful (another member returned success) but "
+                              "its frames did not all arrive here");
+    finishOp(op, internalError("operation " + op->key.toString() +
+                               " returned success on another member, but its data did not all "
+                               "arrive here before the view changed"));
+  }
 }
 
 void Communicator::applyViewPolicy() {

@@ -117,6 +117,11 @@ class Communicator final : public ProgressEngine::Client,
     bool relinking = false;
     TimePoint relinkBy{};
     std::vector<std::pair<frame::Header, std::string>> heldControl;
+    // DONEs that nobody waits for (the operation finished without the
+    // agreement): they only let the peer forget its unconfirmed_ entry, so
+    // they ride with the next data to the peer, or go on the next pass,
+    // instead of costing a write before the call returns.
+    std::vector<frame::Header> lazyDones;
     bool complete() const;
   };
 
@@ -152,12 +157,21 @@ class Communicator final : public ProgressEngine::Client,
   Result<std::shared_ptr<OpResult>> submit(const algo::CollectiveArgs& args, uint64_t tag);
   void startOp(Op* op);
   void checkOp(Op* op);
+  // Whether op may return success before the other member's DONE: see
+  // "Uniform outcome" in docs/ARCHITECTURE.md.
+  bool mayFinishWithoutAgreement(const Op& op);
+  // Frozen operations decided successful that this member holds only in
+  // part: read the frames still arriving (they left the other member before
+  // it reported). Before the new epoch is applied, which drops old frames.
+  void completeDecidedSuccesses(const control::Commit& c);
   void finishOp(Op* op, Status st);
   void failAllOps(const Status& st);
   void deliverUnexpected(Op* op);
   static bool keepForRestart(const Op& op, uint64_t frameEpoch);
   bool deliverData(Op* op, uint64_t fromPeer, const frame::Header& h, const uint8_t* payload);
   void onDone(Op* op, uint64_t fromPeer);
+  bool eraseUnconfirmed(const OpKey& key);
+  void flushLazyDones(PeerLink& link);
   void abortOpEverywhere(Op* op, const Status& st);
   void dropUnexpectedBefore(uint64_t epoch);
   void freeUnexpected(const OpKey& key);
@@ -183,9 +197,9 @@ class Communicator final : public ProgressEngine::Client,
   void closeLink(uint64_t peerId);
   // Stop watching a connection (it is being closed or replaced).
   void unwatch(transport::Connection* c);
-  // Drop an operation's queued and retained sends and its receives, on
-  // every stream (it finished, or its view is changing).
-  void forgetSends(Op* op);
+  // Drop an operation's queued and retained sends and (unless keepReceives)
+  // its receives, on every stream (it finished, or its view is changing).
+  void forgetSends(Op* op, bool keepReceives = false);
   void onConnectionBroken(transport::Connection* c, const Status& st);
   // The whole link is gone: close it and tell the coordinator.
   void breakLink(uint64_t peerId, const Status& st);
@@ -273,6 +287,11 @@ class Communicator final : public ProgressEngine::Client,
   // view changes for the members that stay.
   std::map<std::pair<uint64_t, uint64_t>, std::pair<double, double>> measured_;
   std::map<OpKey, Decision> failedKeys_;  // decided failures not yet called here
+  // Operations that returned success here without the other member's DONE,
+  // until that DONE arrives: reported as succeeded if the view changes
+  // first. A few at most (one per operation the other member has in flight).
+  std::vector<OpKey> unconfirmed_;
+  bool lazyDonesQueued_ = false;  // some PeerLink::lazyDones is not empty
   BufferCache earlyBuffers_;              // declared before unexpected_: outlives its entries
   std::map<OpKey, std::vector<std::unique_ptr<Unexpected>>> unexpected_;
   size_t unexpectedBytes_ = 0;
@@ -294,12 +313,15 @@ class Communicator final : public ProgressEngine::Client,
   // this peer applies each view commit that many ms late, and control events
   // behind it after it, while it keeps reading frames. Peers that applied
   // the commit at once run ahead of it, as a slow peer would.
-  // CHORUS_FAULT_DELAY_COMMIT_RANKS (comma list) limits it to those ranks.
+  // CHORUS_FAULT_DELAY_PROPOSAL_MS does the same with view proposals: the
+  // peer goes on running operations while the others have frozen theirs.
+  // CHORUS_FAULT_DELAY_COMMIT_RANKS (comma list) limits either to those ranks.
   int faultCommitDelayMs_ = 0;
+  int faultProposalDelayMs_ = 0;
   std::vector<int> faultCommitDelayRanks_;
   struct HeldEvent {
     TimePoint due;
-    bool late;  // a commit held back (the rest only wait behind it)
+    bool late;  // a commit or proposal held back (the rest only wait behind it)
     membership::ControlEvent ev;
   };
   std::deque<HeldEvent> heldEvents_;

@@ -15,7 +15,8 @@
 //   kFinished result published to OpResult
 // Completion (uniform outcome): the task has the full result, every send
 // has left the buffers, and every other member said DONE (it has the full
-// result too). See docs/ARCHITECTURE.md.
+// result too) -- or, for a small operation of two members on shared memory,
+// without waiting for DONE (agreementFree). See docs/ARCHITECTURE.md.
 #pragma once
 
 #include <atomic>
@@ -109,6 +110,13 @@ class Op final : public transport::SendOwner, public algo::TaskContext {
   int donesReceived = 0;
   int donesExpected = 0;  // ranks the task involves
   bool doneSent = false;
+  // Finishes without waiting for the other members' DONE (decided when it
+  // first holds the full result; see Communicator::mayFinishWithoutAgreement).
+  bool agreementFree = false;
+  // Frozen, but still taking its frames: the other member may have returned
+  // success already, and then the decision is success and this member
+  // completes the operation from frames that are still arriving.
+  bool receivesWhileFrozen = false;
   uint64_t bytesSent = 0;
   uint64_t bytesReceived = 0;
 

@@ -7,6 +7,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <cstdlib>
 #include <deque>
 
 #include "src/core/log.h"
@@ -98,6 +99,10 @@ struct Coordinator::Group {
   TimePoint recoveryDeadline;
   std::map<uint64_t, control::Register> claims;
   uint64_t maxEpoch = 0;
+  // Fault injection (CHORUS_FAULT_REPROPOSE_MS): when to propose the
+  // committed view again, with every member alive (that long after each
+  // commit).
+  std::optional<TimePoint> faultReproposeAt;
 };
 
 // ---------------------------------------------------------------------------
@@ -105,7 +110,9 @@ struct Coordinator::Group {
 // ---------------------------------------------------------------------------
 
 Coordinator::Coordinator(const CoordinatorConfig& cfg)
-    : cfg_(cfg), acceptor_(io_), sweepTimer_(io_) {}
+    : cfg_(cfg), acceptor_(io_), sweepTimer_(io_) {
+  if (const char* v = std::getenv("CHORUS_FAULT_REPROPOSE_MS")) faultReproposeMs_ = std::atoi(v);
+}
 
 Result<std::unique_ptr<Coordinator>> Coordinator::start(const CoordinatorConfig& cfg) {
   std::unique_ptr<Coordinator> c(new Coordinator(cfg));
@@ -471,6 +478,8 @@ void Coordinator::commit(Group& g) {
   c.decisions = decide(reports, g.committed, g.proposal->reason);
   g.committed = g.proposal->view;
   g.proposal.reset();
+  if (faultReproposeMs_ > 0)
+    g.faultReproposeAt = Clock::now() + std::chrono::milliseconds(faultReproposeMs_);
   for (auto it = g.announcedLeaves.begin(); it != g.announcedLeaves.end();)
     it = g.committed.contains(*it) ? std::next(it) : g.announcedLeaves.erase(it);
   auto body = c.encode();
@@ -737,6 +746,15 @@ void Coordinator::sweep() {
       membersLost(g, late, ViewReason::kFailure, "not ready before the view setup deadline");
     }
     if (g.recovering && now > g.recoveryDeadline) tryFinishRecovery(g, true);
+    if (g.faultReproposeAt && now >= *g.faultReproposeAt && !g.proposal && !g.recovering &&
+        g.committed.epoch > 0) {
+      // Tests: a view change that every member survives, in the middle of
+      // their operations (otherwise a coordinator restart that found a
+      // proposal it never committed).
+      g.faultReproposeAt.reset();  // the next commit sets it again
+      LOG_WARN("fault injection: proposing group '" << g.name << "''s view again");
+      propose(g, g.committed, ViewReason::kRecovery, false);
+    }
     maybeFormInitialView(g);
   }
 }

@@ -79,6 +79,7 @@ class Coordinator {
   // Until then no new group view forms: members of a job that was running
   // when this coordinator (re)started get time to re-register first.
   TimePoint formViewsAfter_;
+  int faultReproposeMs_ = 0;  // fault injection: see Group::faultReproposeAt
   uint64_t nextSessionId_ = 1;
   std::map<std::string, std::unique_ptr<Group>> groups_;
   std::set<std::shared_ptr<Session>> sessions_;

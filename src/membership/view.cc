@@ -67,7 +67,7 @@ void Report::encode(wire::Writer& w) const {
     w.u64(o.tag);
     w.u64(o.seq);
     w.u8(static_cast<uint8_t>((o.haveAll ? 1 : 0) | (o.inputModified ? 2 : 0) |
-                              (o.partner ? 4 : 0)));
+                              (o.partner ? 4 : 0) | (o.succeeded ? 8 : 0)));
     if (o.partner) w.u64(o.partner);
   }
   w.u32(static_cast<uint32_t>(progress.size()));
@@ -86,9 +86,10 @@ Report Report::decode(wire::Reader& r) {
     o.tag = r.u64();
     o.seq = r.u64();
     uint8_t f = r.u8();
-    if (f & ~7u) r.fail("unknown op report flags");
+    if (f & ~15u) r.fail("unknown op report flags");
     o.haveAll = f & 1;
     o.inputModified = f & 2;
+    o.succeeded = f & 8;
     if (f & 4) {
       o.partner = r.u64();
       if (o.partner == 0) r.fail("point-to-point report without a partner");
@@ -142,6 +143,7 @@ Decisions decide(const std::map<uint64_t, Report>& reports, const View& closing,
     std::set<uint64_t> reporters;
     std::set<uint64_t> partners;  // point-to-point ends named by reporters
     bool pointToPoint = false;
+    bool succeededSomewhere = false;
   };
   std::map<std::pair<uint64_t, uint64_t>, Tally> keys;
   uint64_t ofEpoch = 0;
@@ -151,6 +153,7 @@ Decisions decide(const std::map<uint64_t, Report>& reports, const View& closing,
       Tally& t = keys[{o.tag, o.seq}];
       if (!o.haveAll) t.anyPartial = true;
       if (o.inputModified) t.anyInputModified = true;
+      if (o.succeeded) t.succeededSomewhere = true;
       t.reporters.insert(peer);
       if (o.partner) {
         t.pointToPoint = true;
@@ -180,7 +183,9 @@ Decisions decide(const std::map<uint64_t, Report>& reports, const View& closing,
       if (involved && !t.reporters.count(s) && !called(s, key.first, key.second))
         everyoneCalled = false;
     }
-    if (!t.anyPartial && everyoneCalled)
+    // A member that returned success already cannot take it back; the
+    // others complete it from frames in flight (see OpReport::succeeded).
+    if (t.succeededSomewhere || (!t.anyPartial && everyoneCalled))
       d.decision = Decision::kSuccess;
     else if (reason == ViewReason::kLeave && !t.anyInputModified)
       d.decision = Decision::kRerun;

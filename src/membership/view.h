@@ -50,6 +50,11 @@ struct OpReport {
   bool haveAll = false;        // holds the operation's complete result
   bool inputModified = false;  // in-place operation already overwrote its input
   uint64_t partner = 0;        // point-to-point: the other end; 0 = every member takes part
+  // Already returned success here without the other member's DONE (two
+  // members on shared memory, where what this side wrote reaches the other
+  // while it lives): the decision must be success, and a member that froze
+  // it partial completes it from the frames still arriving.
+  bool succeeded = false;
 };
 
 // How far a member's numbering had gone for one tag: calls with seq < next

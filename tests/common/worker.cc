@@ -59,6 +59,7 @@ struct Opts {
   std::string streams = "1";  // N, or auto (adaptive pool)
   bool retry = false;
   int sleepMs = 0;
+  int sleepRank = -1;  // >= 0: only that rank sleeps between iterations
   int leaveAt = -1;
   int exitAt = -1;
   int exitRank = -1;  // loop: only the peer of this rank exits at --exit-at
@@ -922,7 +923,8 @@ int runLoop(chorusComm_t comm, const Opts& given) {
     if (rc == chorusRemoved) return 3;
     if (wrong) return 4;
     if (rc != chorusSuccess && rc != chorusPeerLost) ++failures;
-    if (o.sleepMs) std::this_thread::sleep_for(std::chrono::milliseconds(o.sleepMs));
+    if (o.sleepMs && (o.sleepRank < 0 || rankOf(comm) == o.sleepRank))
+      std::this_thread::sleep_for(std::chrono::milliseconds(o.sleepMs));
   }
   return failures ? 1 : 0;
 }
@@ -1006,6 +1008,7 @@ int main(int argc, char** argv) {
   app.add_option("--op-timeout-ms", o.opTimeoutMs);
   app.add_option("--streams", o.streams, "TCP streams per peer pair, or auto");
   app.add_option("--sleep-ms", o.sleepMs);
+  app.add_option("--sleep-rank", o.sleepRank, "only this rank sleeps (the others wait in the call)");
   app.add_flag("--retry", o.retry);
   app.add_option("--leave-at", o.leaveAt);
   app.add_option("--exit-at", o.exitAt);

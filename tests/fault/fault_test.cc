@@ -473,6 +473,60 @@ TEST(Fault, PeerThatAppliesAViewChangeLateGetsEveryConfirmation) {
   EXPECT_GE(exercised, 1) << "no iteration was re-run in any round: the race was not exercised";
 }
 
+// Two members on shared memory return from a small all-reduce without
+// waiting for each other's DONE. A view change that both survive can then
+// find one member finished and the other frozen without the last frame:
+// the decision must be success everywhere, and the frozen member completes
+// the operation from the frame still arriving. Set-up: the coordinator
+// proposes the same view again 500 ms after each commit (fault injection);
+// rank 0, nearly always waiting in the call with its data sent (only rank 1
+// sleeps between calls), freezes at once, while rank 1 takes the proposal
+// 300 ms late and meanwhile returns from that call. At least one of the
+// view changes must have caught that case.
+TEST(Fault, TwoMembersOnSharedMemoryAgreeWhenOneReturnedBeforeAViewChange) {
+  int exercised = 0;
+  for (int round = 0; round < 3 && exercised == 0; ++round) {
+    SCOPED_TRACE(round);
+    ::setenv("CHORUS_FAULT_REPROPOSE_MS", "500", 1);
+    TestCoordinator coord;
+    ::unsetenv("CHORUS_FAULT_REPROPOSE_MS");
+    std::vector<std::string> args = loopArgs(2500, 16, 1);
+    args.insert(args.end(), {"--sleep-rank", "1"});
+    auto w = Workers::launch(2, coord.address(), "earlyreturn" + std::to_string(round), args,
+                             "test-secret",
+                             {"CHORUS_FAULT_DELAY_PROPOSAL_MS=300",
+                              "CHORUS_FAULT_DELAY_COMMIT_RANKS=1", "CHORUS_LOG_LEVEL=info"});
+    ASSERT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
+    for (auto& p : w.procs) EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    for (auto& p : w.procs) ASSERT_EQ(opLines(*p).size(), 2500u) << p->output().substr(0, 4000);
+    // Ranks follow peer ids, not launch order.
+    Proc* byRank[2] = {nullptr, nullptr};
+    for (auto& p : w.procs) {
+      auto ready = p->lines("READY ");
+      ASSERT_FALSE(ready.empty()) << p->output().substr(0, 2000);
+      byRank[std::stoi(fields(ready[0])["rank"]) == 1 ? 1 : 0] = p.get();
+    }
+    ASSERT_TRUE(byRank[0] && byRank[1]) << w.dump();
+    auto count = [](const std::string& out, const char* what) {
+      int k = 0;
+      for (size_t at = out.find(what); at != std::string::npos; at = out.find(what, at + 1)) ++k;
+      return k;
+    };
+    const std::string early = byRank[1]->output(), frozen = byRank[0]->output();
+    const int changes = count(early, "taking the proposal");
+    ASSERT_GE(changes, 1) << w.dump();
+    // Same outcome and bytes everywhere; at most the call rank 1 made while
+    // rank 0 was frozen fails, once per view change (rank 0 had not called it).
+    EXPECT_LE(checkUniform({byRank[0], byRank[1]}, 5000), changes);
+    if (count(early, "returned success here before the other member confirmed") > 0 &&
+        count(frozen, "arrived while the view changes") +
+                count(frozen, "completed from frames in flight") >
+            0)
+      ++exercised;
+  }
+  EXPECT_GE(exercised, 1) << "no view change found rank 1 done and rank 0 frozen in one call";
+}
+
 // Shared-state transfer with a holder stalled then killed while a joiner
 // receives 256 MiB from three holders: the survivors finish in a later round
 // with the group's exact bytes, no chunk is received twice, and every peer

@@ -197,6 +197,7 @@ TEST(Control, RoundTrips) {
   r.lastReport.ofEpoch = 6;
   r.lastReport.ops.push_back({1, 2, true, false});
   r.lastReport.ops.push_back({3, 4, true, false, 77});
+  r.lastReport.ops.push_back({5, 6, true, false, 0, /*succeeded=*/true});
   r.lastReport.progress.push_back({1, 3});
   r.lastDecisions.ops.push_back({1, 2, Decision::kSuccess});
   auto rb = r.encode();
@@ -204,10 +205,13 @@ TEST(Control, RoundTrips) {
   ASSERT_TRUE(r2.isOk());
   EXPECT_EQ(r2->knownView.members.size(), 2u);
   EXPECT_EQ(r2->knownView.members[1].host, "10.0.0.2");
-  ASSERT_EQ(r2->lastReport.ops.size(), 2u);
+  ASSERT_EQ(r2->lastReport.ops.size(), 3u);
   EXPECT_TRUE(r2->lastReport.ops[0].haveAll);
   EXPECT_EQ(r2->lastReport.ops[0].partner, 0u);
   EXPECT_EQ(r2->lastReport.ops[1].partner, 77u);
+  EXPECT_FALSE(r2->lastReport.ops[1].succeeded);
+  EXPECT_TRUE(r2->lastReport.ops[2].succeeded);
+  EXPECT_EQ(r2->lastReport.ops[2].tag, 5u);
   ASSERT_EQ(r2->lastReport.progress.size(), 1u);
   EXPECT_EQ(r2->lastReport.progress[0].next, 3u);
   EXPECT_EQ(r2->lastDecisions.ops[0].decision, Decision::kSuccess);
@@ -352,6 +356,37 @@ TEST(Decide, PointToPointWaitsOnlyForItsPartner) {
   receiving.ops.push_back({7, 0, true, false, 10});
   d = decide({{10, sender}, {11, receiving}}, closing, ViewReason::kFailure);
   EXPECT_EQ(d.find(7, 0)->decision, Decision::kSuccess);
+}
+
+TEST(Decide, OperationThatReturnedSuccessSomewhereSucceeds) {
+  // Two members: 10 returned success without waiting for 11's DONE, then a
+  // view change both survive found 11 frozen without 10's last frame.
+  Report early, frozen;
+  early.ops.push_back({0, 8, true, false, 0, /*succeeded=*/true});
+  early.progress.push_back({0, 10});
+  frozen.ops.push_back({0, 8, false, false});
+  frozen.ops.push_back({0, 9, false, false});  // called after; 10 ran #9 too
+  frozen.progress.push_back({0, 10});
+  View closing = viewOf({10, 11});
+  for (ViewReason why : {ViewReason::kRecovery, ViewReason::kFailure, ViewReason::kLeave}) {
+    auto d = decide({{10, early}, {11, frozen}}, closing, why);
+    EXPECT_EQ(d.find(0, 8)->decision, Decision::kSuccess);  // 11 completes it from its ring
+    EXPECT_NE(d.find(0, 9)->decision, Decision::kSuccess);  // partial, nobody returned
+  }
+  // Without the flag the same reports are a failure, as before.
+  early.ops[0].succeeded = false;
+  EXPECT_EQ(decide({{10, early}, {11, frozen}}, closing, ViewReason::kRecovery)
+                .find(0, 8)
+                ->decision,
+            Decision::kFail);
+  // Report flags beyond the known ones are refused.
+  wire::Writer w;
+  early.encode(w);
+  std::vector<uint8_t> b = w.buffer();
+  b[8 + 4 + 16] = 0x10;  // ofEpoch, count, tag and seq, then the flags
+  wire::Reader r(b.data(), b.size());
+  Report::decode(r);
+  EXPECT_FALSE(r.ok());
 }
 
 // Members report each other unreachable (accused -> accusers).

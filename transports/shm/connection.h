@@ -41,6 +41,7 @@ class ShmConnection final : public tcp::TcpConnection {
   }
   bool prepareSleep() override;
   bool canReduceOnArrival() const override { return mode_ == Mode::kShm; }
+  bool deliversWhatItWrote() const override { return mode_ == Mode::kShm; }
   bool wantsWriteReadiness() const override;
   // A full ring is no fd() state: only a link that settled on TCP blocks.
   bool writeBlocked() const override {
