@@ -86,7 +86,7 @@ class Communicator final : public ProgressEngine::Client,
   size_t segmentBytes() const { return segmentBytes_; }
 
   // ProgressEngine::Client
-  bool progressPass(const int* readyFds, int nReady) override;
+  bool progressPass(const int* readyFds, int nReady, bool spinning) override;
   void beforeSleep() override;
   bool wantsBackgroundProgress() override;
   Deadline nextTimer() override;
@@ -292,6 +292,7 @@ class Communicator final : public ProgressEngine::Client,
   // first. A few at most (one per operation the other member has in flight).
   std::vector<OpKey> unconfirmed_;
   bool lazyDonesQueued_ = false;  // some PeerLink::lazyDones is not empty
+  uint32_t passCount_ = 0;        // progressPass() calls: paces its clock reads
   BufferCache earlyBuffers_;              // declared before unexpected_: outlives its entries
   std::map<OpKey, std::vector<std::unique_ptr<Unexpected>>> unexpected_;
   size_t unexpectedBytes_ = 0;

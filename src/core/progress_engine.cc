@@ -134,8 +134,8 @@ int ProgressEngine::waitReady(int timeoutMs, int* out) {
   return n;
 }
 
-bool ProgressEngine::passLocked(int nReady) {
-  return client_->progressPass(readyBuf_, nReady);
+bool ProgressEngine::passLocked(int nReady, bool spinning) {
+  return client_->progressPass(readyBuf_, nReady, spinning);
 }
 
 void ProgressEngine::pollOnce() {
@@ -151,6 +151,9 @@ bool ProgressEngine::driveUntil(const std::function<bool()>& done, Deadline dead
   // per small operation. Links that need it ask on every pass anyway.
   int64_t now = nowNs(), lastWork = now, lastFdCheck = now;
   bool ok = true;
+  // This pass follows the last one at once (no sleep, no yield between):
+  // passes are then a few hundred ns apart.
+  bool backToBack = false;
   for (;;) {
     bool worked;
     const uint64_t gen = wakeGen_.load();
@@ -162,7 +165,7 @@ bool ProgressEngine::driveUntil(const std::function<bool()>& done, Deadline dead
         n = waitReady(0, readyBuf_);
         lastFdCheck = now;
       }
-      worked = passLocked(n);
+      worked = passLocked(n, backToBack);
       if (done()) break;
       // Another caller driving at the same time may be asleep waiting for
       // what this pass just finished.
@@ -174,6 +177,7 @@ bool ProgressEngine::driveUntil(const std::function<bool()>& done, Deadline dead
       break;
     }
     now = nowNs();
+    backToBack = true;
     if (worked) {
       lastWork = now;
       continue;
@@ -182,9 +186,13 @@ bool ProgressEngine::driveUntil(const std::function<bool()>& done, Deadline dead
     if (adaptiveSpin_.load(std::memory_order_relaxed) && now < boostUntilNs_ && spin < kBoostSpinNs)
       spin = kBoostSpinNs;
     if (now - lastWork < spin) {
-      if (yieldWhileSpinning_.load(std::memory_order_relaxed)) sched_yield();
+      if (yieldWhileSpinning_.load(std::memory_order_relaxed)) {
+        sched_yield();
+        backToBack = false;  // another process may have run for a while
+      }
       continue;
     }
+    backToBack = false;
     // Nothing moved for a while: sleep until a socket or the wake fd fires.
     int timeoutMs;
     const int ownWake = tlsWake.fd;

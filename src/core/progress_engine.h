@@ -37,7 +37,9 @@ class ProgressEngine {
     virtual ~Client() = default;
     // One non-blocking pass under the engine lock; readyFds lists descriptors
     // epoll reported readable or writable. Returns true if anything moved.
-    virtual bool progressPass(const int* readyFds, int nReady) = 0;
+    // spinning: one of a blocking caller's back-to-back passes (a pass every
+    // few hundred ns); time-based work may then look at the clock less often.
+    virtual bool progressPass(const int* readyFds, int nReady, bool spinning) = 0;
     // Under the lock, before a thread sleeps: update write interest.
     virtual void beforeSleep() = 0;
     // Under the lock: should the engine thread poll even though no caller
@@ -98,7 +100,7 @@ class ProgressEngine {
   void wakeSleepers();
   // Wakes the engine thread if it is parked while a caller drives.
   void unpark();
-  bool passLocked(int nReady);
+  bool passLocked(int nReady, bool spinning = false);
 
   Client* client_ = nullptr;
   int epfd_ = -1;

@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "src/core/clock.h"
 #include "src/core/log.h"
 
 namespace chorus::transport::shm {
@@ -191,11 +190,11 @@ ssize_t ShmConnection::writeBytes(const ::iovec* iov, int n) {
 
 bool ShmConnection::peerGone(bool* drained) {
   // The socket carries only wake-up bytes and, when the peer dies, its end of
-  // stream. Reading it costs a syscall, so a busy ring checks at most every
-  // kDrainEveryNs; after prepareSleep() the next check is not delayed.
-  int64_t now = nowNs();
-  if (!peerClosed_ && now - lastDrainNs_ >= kDrainEveryNs) {
-    lastDrainNs_ = now;
+  // stream. Reading it costs a syscall, so a busy ring checks once every
+  // kDrainEveryEmptyReads; after prepareSleep() the next check is not delayed.
+  if (!peerClosed_ && (drainNext_ || ++emptyReads_ >= kDrainEveryEmptyReads)) {
+    drainNext_ = false;
+    emptyReads_ = 0;
     ssize_t d = drainWakes(drained);
     if (d == 0) peerClosed_ = true;
     if (d != 0 && d != -EAGAIN) drainError_ = static_cast<int>(-d);
@@ -304,7 +303,7 @@ bool ShmConnection::prepareSleep() {
   // Wake-up bytes are drained by the next read that finds the ring empty,
   // not here: the progress thread prepares to sleep while a blocking caller
   // may be asleep waiting for exactly that byte.
-  lastDrainNs_ = 0;
+  drainNext_ = true;
   return true;
 }
 
