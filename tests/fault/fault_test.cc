@@ -473,6 +473,64 @@ TEST(Fault, PeerThatAppliesAViewChangeLateGetsEveryConfirmation) {
   EXPECT_GE(exercised, 1) << "no iteration was re-run in any round: the race was not exercised";
 }
 
+namespace {
+// shm: links on shared memory (CHORUS_SHM=1), else TCP. Returns how many
+// rounds caught one member done and the other frozen in the same call.
+int sameViewReproposedWhileOneRuns(bool shm) {
+  int exercised = 0;
+  for (int round = 0; round < (shm ? 3 : 1) && exercised == 0; ++round) {
+    SCOPED_TRACE(round);
+    ::setenv("CHORUS_FAULT_REPROPOSE_MS", "500", 1);
+    TestCoordinator coord;
+    ::unsetenv("CHORUS_FAULT_REPROPOSE_MS");
+    std::vector<std::string> args = loopArgs(2500, 16, 1);
+    args.insert(args.end(), {"--sleep-rank", "1"});
+    auto w = Workers::launch(
+        2, coord.address(), "earlyreturn" + std::to_string(round), args, "test-secret",
+        // Set either way: the suite runs its fault tests
+        // once more with CHORUS_SHM=0.
+        {shm ? "CHORUS_SHM=1" : "CHORUS_SHM=0", "CHORUS_FAULT_DELAY_PROPOSAL_MS=300",
+         "CHORUS_FAULT_DELAY_COMMIT_RANKS=1", "CHORUS_LOG_LEVEL=info"});
+    EXPECT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
+    for (auto& p : w.procs) EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    for (auto& p : w.procs) EXPECT_EQ(opLines(*p).size(), 2500u) << p->output().substr(0, 4000);
+    // Ranks follow peer ids, not launch order.
+    Proc* byRank[2] = {nullptr, nullptr};
+    for (auto& p : w.procs) {
+      auto ready = p->lines("READY ");
+      if (ready.empty()) {
+        ADD_FAILURE() << p->output().substr(0, 2000);
+        return exercised;
+      }
+      byRank[std::stoi(fields(ready[0])["rank"]) == 1 ? 1 : 0] = p.get();
+    }
+    if (!byRank[0] || !byRank[1]) {
+      ADD_FAILURE() << w.dump();
+      return exercised;
+    }
+    auto count = [](const std::string& out, const char* what) {
+      int k = 0;
+      for (size_t at = out.find(what); at != std::string::npos; at = out.find(what, at + 1)) ++k;
+      return k;
+    };
+    const std::string early = byRank[1]->output(), frozen = byRank[0]->output();
+    const int changes = count(early, "taking the proposal");
+    EXPECT_GE(changes, 1) << w.dump();
+    // Same outcome and bytes everywhere; at most the call rank 1 made while
+    // rank 0 was frozen fails, once per view change (rank 0 had not called it).
+    EXPECT_LE(checkUniform({byRank[0], byRank[1]}, 5000), changes);
+    if (count(early, "returned success here before the other member confirmed") > 0 &&
+        count(frozen, "arrived while the view changes") +
+                count(frozen, "completed from frames in flight") >
+            0)
+      ++exercised;
+    // Over TCP every operation waits for DONE: nothing returns early.
+    if (!shm) EXPECT_EQ(count(early + frozen, "before the other member confirmed"), 0) << w.dump();
+  }
+  return exercised;
+}
+}  // namespace
+
 // Two members on shared memory return from a small all-reduce without
 // waiting for each other's DONE. A view change that both survive can then
 // find one member finished and the other frozen without the last frame:
@@ -484,47 +542,14 @@ TEST(Fault, PeerThatAppliesAViewChangeLateGetsEveryConfirmation) {
 // 300 ms late and meanwhile returns from that call. At least one of the
 // view changes must have caught that case.
 TEST(Fault, TwoMembersOnSharedMemoryAgreeWhenOneReturnedBeforeAViewChange) {
-  int exercised = 0;
-  for (int round = 0; round < 3 && exercised == 0; ++round) {
-    SCOPED_TRACE(round);
-    ::setenv("CHORUS_FAULT_REPROPOSE_MS", "500", 1);
-    TestCoordinator coord;
-    ::unsetenv("CHORUS_FAULT_REPROPOSE_MS");
-    std::vector<std::string> args = loopArgs(2500, 16, 1);
-    args.insert(args.end(), {"--sleep-rank", "1"});
-    auto w = Workers::launch(2, coord.address(), "earlyreturn" + std::to_string(round), args,
-                             "test-secret",
-                             {"CHORUS_FAULT_DELAY_PROPOSAL_MS=300",
-                              "CHORUS_FAULT_DELAY_COMMIT_RANKS=1", "CHORUS_LOG_LEVEL=info"});
-    ASSERT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
-    for (auto& p : w.procs) EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
-    for (auto& p : w.procs) ASSERT_EQ(opLines(*p).size(), 2500u) << p->output().substr(0, 4000);
-    // Ranks follow peer ids, not launch order.
-    Proc* byRank[2] = {nullptr, nullptr};
-    for (auto& p : w.procs) {
-      auto ready = p->lines("READY ");
-      ASSERT_FALSE(ready.empty()) << p->output().substr(0, 2000);
-      byRank[std::stoi(fields(ready[0])["rank"]) == 1 ? 1 : 0] = p.get();
-    }
-    ASSERT_TRUE(byRank[0] && byRank[1]) << w.dump();
-    auto count = [](const std::string& out, const char* what) {
-      int k = 0;
-      for (size_t at = out.find(what); at != std::string::npos; at = out.find(what, at + 1)) ++k;
-      return k;
-    };
-    const std::string early = byRank[1]->output(), frozen = byRank[0]->output();
-    const int changes = count(early, "taking the proposal");
-    ASSERT_GE(changes, 1) << w.dump();
-    // Same outcome and bytes everywhere; at most the call rank 1 made while
-    // rank 0 was frozen fails, once per view change (rank 0 had not called it).
-    EXPECT_LE(checkUniform({byRank[0], byRank[1]}, 5000), changes);
-    if (count(early, "returned success here before the other member confirmed") > 0 &&
-        count(frozen, "arrived while the view changes") +
-                count(frozen, "completed from frames in flight") >
-            0)
-      ++exercised;
-  }
-  EXPECT_GE(exercised, 1) << "no view change found rank 1 done and rank 0 frozen in one call";
+  EXPECT_GE(sameViewReproposedWhileOneRuns(/*shm=*/true), 1)
+      << "no view change found rank 1 done and rank 0 frozen in one call";
+}
+
+// The same view change over TCP, where both members wait for each other's
+// DONE: the outcome is uniform there too.
+TEST(Fault, TwoMembersOverTcpAgreeWhenAViewChangeCatchesOneAhead) {
+  EXPECT_EQ(sameViewReproposedWhileOneRuns(/*shm=*/false), 0);
 }
 
 // Shared-state transfer with a holder stalled then killed while a joiner
