@@ -1437,6 +1437,12 @@ void Communicator::onCommit(const control::Commit& c) {
     return;
   }
   completeDecidedSuccesses(c);
+  // Reported and decided (success) with this epoch. Cleared before any
+  // operation restarts below: one may finish at once, and its entry must
+  // stay for the next view change.
+  unconfirmed_.clear();
+  for (auto& [id, link] : links_) link.lazyDones.clear();  // of the old epoch: dropped there
+  lazyDonesQueued_ = false;
   View old = committed_;
   committed_ = proposal_->view;
   myRank_ = committed_.rankOf(peerId_);
@@ -1501,9 +1507,6 @@ void Communicator::onCommit(const control::Commit& c) {
     }
   }
   dropUnexpectedBefore(committed_.epoch);
-  unconfirmed_.clear();  // reported and decided (success) with this epoch
-  for (auto& [id, link] : links_) link.lazyDones.clear();  // of the old epoch: dropped there
-  lazyDonesQueued_ = false;
   if (c.endsUpdate) {
     // A joint update: nothing is in flight anywhere, and joiners start
     // numbering their calls from zero, so everyone does.
