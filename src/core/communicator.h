@@ -293,7 +293,7 @@ class Communicator final : public ProgressEngine::Client,
   std::vector<OpKey> unconfirmed_;
   bool lazyDonesQueued_ = false;  // some PeerLink::lazyDones is not empty
   uint32_t passCount_ = 0;        // progressPass() calls: paces its clock reads
-  BufferCache earlyBuffers_;              // declared before unexpected_: outlives its entries
+  BufferCache earlyBuffers_;      // declared before unexpected_: outlives its entries
   std::map<OpKey, std::vector<std::unique_ptr<Unexpected>>> unexpected_;
   size_t unexpectedBytes_ = 0;
   std::vector<uint8_t> abortBuf_;

@@ -1008,7 +1008,8 @@ int main(int argc, char** argv) {
   app.add_option("--op-timeout-ms", o.opTimeoutMs);
   app.add_option("--streams", o.streams, "TCP streams per peer pair, or auto");
   app.add_option("--sleep-ms", o.sleepMs);
-  app.add_option("--sleep-rank", o.sleepRank, "only this rank sleeps (the others wait in the call)");
+  app.add_option("--sleep-rank", o.sleepRank,
+                 "only this rank sleeps (the others wait in the call)");
   app.add_flag("--retry", o.retry);
   app.add_option("--leave-at", o.leaveAt);
   app.add_option("--exit-at", o.exitAt);

@@ -375,10 +375,9 @@ TEST(Decide, OperationThatReturnedSuccessSomewhereSucceeds) {
   }
   // Without the flag the same reports are a failure, as before.
   early.ops[0].succeeded = false;
-  EXPECT_EQ(decide({{10, early}, {11, frozen}}, closing, ViewReason::kRecovery)
-                .find(0, 8)
-                ->decision,
-            Decision::kFail);
+  EXPECT_EQ(
+      decide({{10, early}, {11, frozen}}, closing, ViewReason::kRecovery).find(0, 8)->decision,
+      Decision::kFail);
   // Report flags beyond the known ones are refused.
   wire::Writer w;
   early.encode(w);

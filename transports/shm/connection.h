@@ -86,7 +86,7 @@ class ShmConnection final : public tcp::TcpConnection {
   std::string outbox_;  // set-up bytes still to send
   std::string inbox_;   // set-up bytes received
   bool sentAnswer_ = false, gotOffer_ = false, peerOk_ = false, iOk_ = false;
-  int emptyReads_ = 0;     // since the last drain
+  int emptyReads_ = 0;      // since the last drain
   bool drainNext_ = false;  // after prepareSleep(): do not wait for the count
   bool peerClosed_ = false;
   bool retainWanted_ = false;
