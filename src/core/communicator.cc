@@ -1336,11 +1336,7 @@ void Communicator::onProposal(const control::ViewProposal& p) {
     // Frames that already arrived may finish operations (a peer that leaves
     // gracefully confirms its last receives just before it goes): read them
     // first, so the report is as complete as possible.
-    std::vector<transport::Connection*> conns;
-    for (auto& [fd, c] : byFd_) conns.push_back(c);
-    bool worked = false;
-    for (transport::Connection* c : conns)
-      if (byFd_.count(c->fd()) && c->isOpen()) progressConnection(c, &worked);
+    progressEveryConnection();
     // Close the committed epoch: stop every operation's traffic and record
     // what each one holds. The coordinator decides their fate from all
     // members' reports.
@@ -1520,6 +1516,19 @@ void Communicator::onCommit(const control::Commit& c) {
                               << myRank_ << " of " << committed_.size());
 }
 
+bool Communicator::progressEveryConnection() {
+  // Progress may close and free connections: keep (fd, pointer) pairs and
+  // touch only those still watched under the same descriptor.
+  std::vector<std::pair<int, transport::Connection*>> conns(byFd_.begin(), byFd_.end());
+  bool worked = false;
+  for (auto [fd, conn] : conns) {
+    auto it = byFd_.find(fd);
+    if (it != byFd_.end() && it->second == conn && conn->isOpen())
+      progressConnection(conn, &worked);
+  }
+  return worked;
+}
+
 void Communicator::completeDecidedSuccesses(const control::Commit& c) {
   // The other member returned success and reported it after writing its
   // last frame to our ring, and the coordinator's commit followed that
@@ -1540,18 +1549,11 @@ void Communicator::completeDecidedSuccesses(const control::Commit& c) {
       if (!op->task->haveAll()) return false;
     return true;
   };
-  std::vector<std::pair<int, transport::Connection*>> conns(byFd_.begin(), byFd_.end());
   // Bounded: the frames are already there; a peer busy sending more must
   // not hold the commit.
   bool worked = anyReceiving;
-  for (int pass = 0; pass < 1000 && worked && !allComplete(); ++pass) {
-    worked = false;
-    for (auto [fd, conn] : conns) {
-      auto it = byFd_.find(fd);
-      if (it != byFd_.end() && it->second == conn && conn->isOpen())
-        progressConnection(conn, &worked);
-    }
-  }
+  for (int pass = 0; pass < 1000 && worked && !allComplete(); ++pass)
+    worked = progressEveryConnection();
   for (Op* op : pending) {
     if (op->task->haveAll()) {
       LOG_INFO("operation " << op->key.toString()

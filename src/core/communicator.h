@@ -164,6 +164,9 @@ class Communicator final : public ProgressEngine::Client,
   // part: read the frames still arriving (they left the other member before
   // it reported). Before the new epoch is applied, which drops old frames.
   void completeDecidedSuccesses(const control::Commit& c);
+  // One progress of every watched connection (outside the engine's passes:
+  // before a report, before a commit). True if anything moved.
+  bool progressEveryConnection();
   void finishOp(Op* op, Status st);
   void failAllOps(const Status& st);
   void deliverUnexpected(Op* op);
