@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -121,6 +123,16 @@ Communicator::Communicator(const CommConfig& cfg)
       faultCommitDelayRanks_.push_back(static_cast<int>(r));
       p = *end == ',' ? end + 1 : end;
     }
+  if (const char* crash = std::getenv("CHORUS_FAULT_CRASH_MIDSEND")) {
+    int rank = -1;
+    unsigned long long seq = 0;
+    if (std::sscanf(crash, "%d:%llu", &rank, &seq) == 2 && rank >= 0) {
+      faultCrashRank_ = rank;
+      faultCrashSeq_ = seq;
+    } else {
+      LOG_WARN("CHORUS_FAULT_CRASH_MIDSEND='" << crash << "': not rank:seq; ignored");
+    }
+  }
 }
 
 Status Communicator::init() {
@@ -216,6 +228,22 @@ void Communicator::shutdown() {
   // their peers before this member leaves; bounded, as peers may be gone.
   engine_.driveUntil([&] { return state_ != State::kMember || sendPending_.empty(); },
                      Deadline::afterMs(300));
+  // Operations that returned here before the others' DONE: the others hold
+  // our input and finish them within moments, and must decide success.
+  // Leaving first would make the view change re-run or fail an operation
+  // that returned success here (a leaver does not report).
+  if (!engine_.driveUntil(
+          [&] {
+            return state_ != State::kMember || (unconfirmed_.empty() && sendPending_.empty());
+          },
+          Deadline::afterMs(2000))) {
+    std::lock_guard<std::mutex> lk(engine_.mutex());
+    if (!unconfirmed_.empty())
+      LOG_WARN("leaving with " << unconfirmed_.size()
+                               << " operation(s) that returned success here not yet confirmed by "
+                                  "every member, the first "
+                               << unconfirmed_.front().key.toString());
+  }
   {
     std::lock_guard<std::mutex> lk(engine_.mutex());
     if (state_ == State::kClosed && !client_) return;
@@ -449,6 +477,8 @@ void Communicator::startOp(Op* op) {
   op->donesExpected = 0;
   op->doneSent = false;
   op->sendsOutstanding = 0;
+  op->awaitingResult = false;
+  op->completedByResult = false;
   op->attempts += 1;
   op->state = OpState::kRunning;
   if (!op->algo) {
@@ -500,6 +530,14 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
   ++op.sendsOutstanding;
   op.bytesSent += bytes;
   sendPending_.insert(conn);
+  if (faultCrashRank_ >= 0 && op.rank_ == faultCrashRank_ && op.key.seq == faultCrashSeq_) {
+    bool worked = false;
+    for (int i = 0; i < 1000 && conn->isOpen() && conn->hasPendingSends(); ++i)
+      progressConnection(conn, &worked);
+    LOG_WARN("fault injection: exiting in operation " << op.key.toString()
+                                                      << " after its first data frame");
+    ::_exit(137);
+  }
 }
 
 transport::Connection* Communicator::controlStream(PeerLink& link) {
@@ -546,42 +584,72 @@ void Communicator::pumpStripe(PeerLink& link) {
 }
 
 bool Communicator::mayFinishWithoutAgreement(const Op& op) {
-  // Two members only: if one dies the other is the sole survivor, so any
+  // Small operations only, where the DONE's extra one-way trip (a whole
+  // round of them, with more members) is a large part of the time; only
+  // collectives where each member's result needs every other's input, so
+  // finishing proves every member called the operation; and only over
+  // shared memory, which delivers what was written while the reader lives
+  // (a TCP stream may break with frames in flight).
+  //
+  // Two members: if one dies the other is the sole survivor, so any
   // outcome is uniform. Both alive through a view change is the one case
   // to cover: a member that returned success reports it (OpReport::
   // succeeded), and the other, if it froze the operation partial, completes
-  // it from frames this one had written before finishing -- which shared
-  // memory delivers while the reader lives (a TCP stream may break with
-  // them in flight). Only collectives where each member's result needs the
-  // other's input: finishing here then proves the other called it. Small
-  // operations only, where the DONE's extra one-way trip is a large part
-  // of the time.
+  // it from frames this one had written before finishing.
+  //
+  // More members: a survivor may also lack the input of a member that died
+  // after writing to us but before writing to it. Our result then exists
+  // only here, so it needs the same value everywhere: all-reduce,
+  // all-gather and barrier (not reduce-scatter or all-to-all, whose result
+  // differs per member), and we keep a copy of it until every member
+  // confirmed; a member left partial gets it in a RESULT frame after the
+  // commit that decides success.
   constexpr size_t kMaxBytes = size_t{64} << 10;
-  if (op.size() != 2) return false;
+  const int n = op.size();
+  if (n < 2) return false;
   switch (op.args.collective) {
     case algo::Collective::kAllReduce:
     case algo::Collective::kAllGather:
-    case algo::Collective::kReduceScatter:
-    case algo::Collective::kAllToAll:
     case algo::Collective::kBarrier:
       break;
+    case algo::Collective::kReduceScatter:
+    case algo::Collective::kAllToAll:
+      if (n == 2) break;
+      return false;
     default:
       return false;
   }
-  if (op.args.messageBytes(2) > kMaxBytes) return false;
-  auto it = links_.find(op.peers_[1 - op.rank_]);
-  if (it == links_.end() || it->second.streams.size() != 1) return false;
-  const transport::Connection* c = it->second.streams[0].get();
-  return c && c->isOpen() && c->deliversWhatItWrote();
+  if (op.args.messageBytes(n) > kMaxBytes) return false;
+  for (int r = 0; r < n; ++r) {
+    if (r == op.rank_) continue;
+    auto it = links_.find(op.peers_[r]);
+    if (it == links_.end() || it->second.streams.size() != 1) return false;
+    const transport::Connection* c = it->second.streams[0].get();
+    if (!c || !c->isOpen() || !c->deliversWhatItWrote()) return false;
+  }
+  return true;
+}
+
+size_t Communicator::resultBytes(const Op& op) {
+  switch (op.args.collective) {
+    case algo::Collective::kAllReduce:
+    case algo::Collective::kAllGather:
+      return op.args.messageBytes(op.size());
+    default:
+      return 0;  // barrier
+  }
 }
 
 void Communicator::checkOp(Op* op) {
-  if (op->state != OpState::kRunning || !op->task || !op->task->haveAll()) return;
+  if (op->state != OpState::kRunning || !op->task) return;
+  if (!op->completedByResult && !op->task->haveAll()) return;
   const int n = op->size();
   if (cfg_.uniformOutcome && n > 1) {
     if (!op->doneSent) {
       op->doneSent = true;
-      op->agreementFree = mayFinishWithoutAgreement(*op);
+      // Completed by a RESULT: the operation was decided successful; it
+      // waits for nobody, and says so at once (others keep copies for it).
+      op->agreementFree = op->completedByResult || mayFinishWithoutAgreement(*op);
       frame::Header h;
       h.type = frame::Type::kDone;
       h.epoch = op->epoch;
@@ -592,7 +660,7 @@ void Communicator::checkOp(Op* op) {
         if (r == op->rank_ || !op->task->involves(r)) continue;
         auto it = links_.find(op->peers_[r]);
         if (it == links_.end()) continue;
-        if (op->agreementFree) {
+        if (op->agreementFree && !op->completedByResult) {
           it->second.lazyDones.push_back(h);
           lazyDonesQueued_ = true;
         } else {
@@ -602,7 +670,7 @@ void Communicator::checkOp(Op* op) {
     }
     if (op->donesReceived < op->donesExpected) {
       if (!op->agreementFree || op->sendsOutstanding > 0) return;
-      unconfirmed_.push_back(op->key);  // until the other member's DONE
+      rememberUnconfirmed(*op);
     }
   }
   if (op->sendsOutstanding > 0) return;
@@ -728,11 +796,90 @@ void Communicator::flushLazyDones(PeerLink& link) {
 
 bool Communicator::eraseUnconfirmed(const OpKey& key) {
   for (size_t i = 0; i < unconfirmed_.size(); ++i)
-    if (unconfirmed_[i] == key) {
+    if (unconfirmed_[i].key == key) {
       unconfirmed_.erase(unconfirmed_.begin() + static_cast<long>(i));
       return true;
     }
   return false;
+}
+
+void Communicator::confirmUnconfirmed(const OpKey& key, uint64_t peerId) {
+  for (size_t i = 0; i < unconfirmed_.size(); ++i) {
+    Unconfirmed& u = unconfirmed_[i];
+    if (u.key != key) continue;
+    u.awaiting.erase(std::remove(u.awaiting.begin(), u.awaiting.end(), peerId), u.awaiting.end());
+    if (u.awaiting.empty()) unconfirmed_.erase(unconfirmed_.begin() + static_cast<long>(i));
+    return;
+  }
+}
+
+void Communicator::rememberUnconfirmed(const Op& op) {
+  Unconfirmed u;
+  u.key = op.key;
+  u.desc = op.desc;
+  for (int r = 0; r < op.size(); ++r)
+    if (r != op.rank_ && !op.doneFrom[r] && op.task->involves(r) &&
+        committed_.contains(op.peers_[r]))
+      u.awaiting.push_back(op.peers_[r]);
+  if (u.awaiting.empty()) return;
+  u.keepsResult = op.size() > 2;
+  if (u.keepsResult) {
+    const auto* p = static_cast<const uint8_t*>(op.args.recvbuf);
+    u.result.assign(p, p + resultBytes(op));
+  }
+  unconfirmed_.push_back(std::move(u));
+}
+
+void Communicator::postDone(Op* op, uint64_t epoch) {
+  frame::Header h;
+  h.type = frame::Type::kDone;
+  h.epoch = epoch;
+  h.tag = op->key.tag;
+  h.seq = op->key.seq;
+  h.desc = op->desc;
+  for (int r = 0; r < op->size(); ++r) {
+    if (r == op->rank_) continue;
+    auto it = links_.find(op->peers_[r]);
+    if (it != links_.end()) postControl(it->second, h, nullptr);
+  }
+}
+
+void Communicator::resendUnconfirmed(bool endsUpdate) {
+  // A joint update starts from nothing in flight anywhere, and numbering
+  // restarts: nothing left to confirm.
+  if (endsUpdate) {
+    unconfirmed_.clear();
+    return;
+  }
+  for (size_t i = 0; i < unconfirmed_.size();) {
+    Unconfirmed& u = unconfirmed_[i];
+    // Two members: the other completed from our frames at this commit
+    // (see completeDecidedSuccesses); nothing to keep.
+    if (!u.keepsResult) {
+      unconfirmed_.erase(unconfirmed_.begin() + static_cast<long>(i));
+      continue;
+    }
+    u.awaiting.erase(std::remove_if(u.awaiting.begin(), u.awaiting.end(),
+                                    [&](uint64_t id) { return !committed_.contains(id); }),
+                     u.awaiting.end());
+    if (u.awaiting.empty()) {
+      unconfirmed_.erase(unconfirmed_.begin() + static_cast<long>(i));
+      continue;
+    }
+    // Those that hold the result already answer with a DONE and drop it.
+    frame::Header h;
+    h.type = frame::Type::kResult;
+    h.length = static_cast<uint32_t>(u.result.size());
+    h.epoch = committed_.epoch;
+    h.tag = u.key.tag;
+    h.seq = u.key.seq;
+    h.desc = u.desc;
+    for (uint64_t id : u.awaiting) {
+      auto it = links_.find(id);
+      if (it != links_.end()) postControl(it->second, h, u.result.data());
+    }
+    ++i;
+  }
 }
 
 void Communicator::onDone(Op* op, uint64_t fromPeer) {
@@ -767,6 +914,12 @@ void Communicator::deliverUnexpected(Op* op) {
         break;
       case frame::Type::kDone:
         onDone(op, u->peerId);
+        break;
+      case frame::Type::kResult:
+        if (op->awaitingResult && u->size == resultBytes(*op) && u->h.desc == op->desc) {
+          if (u->size) std::memcpy(op->args.recvbuf, u->data(), u->size);
+          onResult(op);
+        }
         break;
       case frame::Type::kAbort:
         finishOp(op, Status(static_cast<Code>(u->h.block),
@@ -872,6 +1025,8 @@ transport::RecvTarget Communicator::onHeader(transport::Connection& c, const fra
       if (h.length > kMaxAbortMessage) return {};
       abortBuf_.resize(h.length);
       return {abortBuf_.data(), &abortBuf_};
+    case frame::Type::kResult:
+      return resultTarget(c, h);
     default:
       return {};  // DONE and STREAM_LOST carry no payload; PING/PONG unused here
   }
@@ -905,9 +1060,10 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
       return;
     }
     case frame::Type::kDone: {
-      if (h.epoch < committed_.epoch) return;
       Op* op = findOp(key);
-      if (!unconfirmed_.empty() && !op) eraseUnconfirmed(key);
+      // From any epoch: the sender holds the result either way.
+      if (!unconfirmed_.empty() && !op) confirmUnconfirmed(key, c.peerId());
+      if (h.epoch < committed_.epoch) return;
       if (op && op->state == OpState::kRunning && op->epoch == h.epoch) {
         onDone(op, c.peerId());
       } else if (op ? keepForRestart(*op, h.epoch)
@@ -950,9 +1106,71 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
     case frame::Type::kStreamLost:
       onStreamLost(c, h);
       return;
+    case frame::Type::kResult: {
+      if (!t.owner) return;
+      Op* op = findOp(key);
+      if (op && t.owner == op) {
+        onResult(op);
+        return;
+      }
+      auto* u = static_cast<Unexpected*>(const_cast<void*>(t.owner));
+      u->complete = true;
+      if (op && op->state == OpState::kRunning && op->epoch == h.epoch) deliverUnexpected(op);
+      return;
+    }
     default:
       return;
   }
+}
+
+transport::RecvTarget Communicator::resultTarget(transport::Connection& c, const frame::Header& h) {
+  OpKey key{h.tag, h.seq};
+  Op* op = findOp(key);
+  if (!op) {
+    // Finished here (from its frames, or an earlier RESULT): the sender
+    // still keeps its copy for us. Tell it we hold the result.
+    if (keyFinished(key)) {
+      frame::Header d;
+      d.type = frame::Type::kDone;
+      d.epoch = committed_.epoch;
+      d.tag = h.tag;
+      d.seq = h.seq;
+      d.desc = h.desc;
+      auto it = links_.find(c.peerId());
+      if (it != links_.end()) postControl(it->second, d, nullptr);
+    }
+    return {};
+  }
+  if (h.desc != op->desc || h.length != resultBytes(*op)) {
+    LOG_WARN("ignoring a result for operation " << key.toString() << " from peer " << c.peerId()
+                                                << ": it does not match the call made here");
+    return {};
+  }
+  if (op->state == OpState::kRunning && op->awaitingResult && op->epoch == h.epoch) {
+    // Zero bytes (a barrier) still needs a non-null target to be taken.
+    static uint8_t none;
+    return {h.length ? static_cast<uint8_t*>(op->args.recvbuf) : &none, op};
+  }
+  // The sender applied the commit before we did: keep it for then.
+  if (!keepForRestart(*op, h.epoch)) return {};
+  auto u = std::make_unique<Unexpected>(&earlyBuffers_);
+  u->h = h;
+  u->peerId = c.peerId();
+  u->allocate(h.length);
+  unexpectedBytes_ += h.length;
+  transport::RecvTarget t{u->data() ? u->data() : nullptr, u.get()};
+  unexpected_[key].push_back(std::move(u));
+  return t;
+}
+
+void Communicator::onResult(Op* op) {
+  if (!op->awaitingResult) return;
+  op->awaitingResult = false;
+  op->completedByResult = true;
+  LOG_INFO("operation " << op->key.toString()
+                        << " completed from another member's result: the input of a member "
+                           "that left never arrived here");
+  checkOp(op);
 }
 
 // ---------------------------------------------------------------------------
@@ -1372,13 +1590,13 @@ void Communicator::onProposal(const control::ViewProposal& p) {
     }
     if (!unconfirmed_.empty())
       LOG_INFO("reporting " << unconfirmed_.size()
-                            << " operation(s) that returned success here before the other "
-                               "member confirmed, the first "
-                            << unconfirmed_.front().toString());
-    for (const OpKey& key : unconfirmed_) {
+                            << " operation(s) that returned success here before the others "
+                               "confirmed, the first "
+                            << unconfirmed_.front().key.toString());
+    for (const Unconfirmed& u : unconfirmed_) {
       OpReport rep;
-      rep.tag = key.tag;
-      rep.seq = key.seq;
+      rep.tag = u.key.tag;
+      rep.seq = u.key.seq;
       rep.haveAll = true;
       rep.succeeded = true;
       report_.ops.push_back(rep);
@@ -1433,14 +1651,15 @@ void Communicator::onCommit(const control::Commit& c) {
     return;
   }
   completeDecidedSuccesses(c);
-  // Reported and decided (success) with this epoch. Cleared before any
-  // operation restarts below: one may finish at once, and its entry must
-  // stay for the next view change.
-  unconfirmed_.clear();
-  for (auto& [id, link] : links_) link.lazyDones.clear();  // of the old epoch: dropped there
+  // DONEs nobody waits for: they still confirm, in any epoch.
+  for (auto& [id, link] : links_) flushLazyDones(link);
   lazyDonesQueued_ = false;
   View old = committed_;
   committed_ = proposal_->view;
+  // Reported and decided (success) with the old epoch. Before any operation
+  // restarts below: one may finish at once, and its entry must stay for the
+  // next view change.
+  resendUnconfirmed(c.endsUpdate);
   myRank_ = committed_.rankOf(peerId_);
   proposal_.reset();
   readySent_ = false;
@@ -1461,13 +1680,23 @@ void Communicator::onCommit(const control::Commit& c) {
   for (auto& [k, op] : ops_) all.push_back(op.get());
   for (Op* op : all) {
     if (op->state == OpState::kFrozen) {
+      const bool mayBeUnconfirmed = op->receivesWhileFrozen && op->size() > 2;
       if (op->receivesWhileFrozen) {
         forgetSends(op);  // a re-run must not receive the old epoch's frames
         op->receivesWhileFrozen = false;
       }
       const OpDecision* d = c.decisions.find(op->key.tag, op->key.seq);
       Decision dec = d ? d->decision : Decision::kFail;
-      if (dec == Decision::kSuccess) {
+      if (dec == Decision::kSuccess && op->awaitingResult) {
+        // Runs on in this epoch until a RESULT comes (perhaps already).
+        op->state = OpState::kRunning;
+        op->epoch = committed_.epoch;
+        op->sendsOutstanding = 0;  // forgotten at the freeze
+        op->doneSent = false;
+        deliverUnexpected(op);
+      } else if (dec == Decision::kSuccess) {
+        // Members that returned without our DONE keep copies for us.
+        if (mayBeUnconfirmed) postDone(op, committed_.epoch);
         finishOp(op, Status::ok());
       } else if (dec == Decision::kRerun) {
         op->task.reset();
@@ -1560,6 +1789,15 @@ void Communicator::completeDecidedSuccesses(const control::Commit& c) {
                             << " completed from frames in flight: the other member had "
                                "returned success");
       continue;  // finished by the decision below
+    }
+    if (op->size() > 2) {
+      // A member that died may never have sent us its input; those that
+      // returned success send the result with this commit.
+      op->awaitingResult = true;
+      LOG_INFO("operation " << op->key.toString()
+                            << " was decided successful (another member returned success) but "
+                               "not all of its input arrived here: waiting for the result");
+      continue;
     }
     LOG_ERROR("operation " << op->key.toString()
                            << " was decided successful (another member returned success) but "

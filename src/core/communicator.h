@@ -160,6 +160,9 @@ class Communicator final : public ProgressEngine::Client,
   // Whether op may return success before the other member's DONE: see
   // "Uniform outcome" in docs/ARCHITECTURE.md.
   bool mayFinishWithoutAgreement(const Op& op);
+  // Bytes of the result every member holds alike (all-reduce, all-gather;
+  // a barrier's is empty): what a RESULT frame carries.
+  static size_t resultBytes(const Op& op);
   // Frozen operations decided successful that this member holds only in
   // part: read the frames still arriving (they left the other member before
   // it reported). Before the new epoch is applied, which drops old frames.
@@ -174,6 +177,19 @@ class Communicator final : public ProgressEngine::Client,
   bool deliverData(Op* op, uint64_t fromPeer, const frame::Header& h, const uint8_t* payload);
   void onDone(Op* op, uint64_t fromPeer);
   bool eraseUnconfirmed(const OpKey& key);
+  // Peer `peerId` holds the full result of `key`: it no longer needs ours.
+  void confirmUnconfirmed(const OpKey& key, uint64_t peerId);
+  // op returned success before every DONE: remember it (and, with more
+  // than two members, its result) until the rest confirm.
+  void rememberUnconfirmed(const Op& op);
+  // With a commit: forget members that left, send our result to those that
+  // have not confirmed (they may lack it), drop what needs nothing more.
+  void resendUnconfirmed(bool endsUpdate);
+  // A RESULT frame: where its payload goes, or nowhere.
+  transport::RecvTarget resultTarget(transport::Connection& c, const frame::Header& h);
+  // A RESULT completed op (an operation decided successful that waited for it).
+  void onResult(Op* op);
+  void postDone(Op* op, uint64_t epoch);
   void flushLazyDones(PeerLink& link);
   void abortOpEverywhere(Op* op, const Status& st);
   void dropUnexpectedBefore(uint64_t epoch);
@@ -290,10 +306,20 @@ class Communicator final : public ProgressEngine::Client,
   // view changes for the members that stay.
   std::map<std::pair<uint64_t, uint64_t>, std::pair<double, double>> measured_;
   std::map<OpKey, Decision> failedKeys_;  // decided failures not yet called here
-  // Operations that returned success here without the other member's DONE,
-  // until that DONE arrives: reported as succeeded if the view changes
-  // first. A few at most (one per operation the other member has in flight).
-  std::vector<OpKey> unconfirmed_;
+  // An operation that returned success here without every other member's
+  // DONE, until those DONEs arrive: reported as succeeded if the view
+  // changes first. A few at most (one per operation the others still have in
+  // flight). With more than two members it keeps a copy of the result:
+  // a member that lost some input with a dead sender completes from it
+  // (frame::Type::kResult, sent with each commit to those not confirmed).
+  struct Unconfirmed {
+    OpKey key;
+    uint64_t desc = 0;
+    std::vector<uint64_t> awaiting;  // peer ids whose DONE has not arrived
+    bool keepsResult = false;        // more than two members
+    std::vector<uint8_t> result;
+  };
+  std::vector<Unconfirmed> unconfirmed_;
   bool lazyDonesQueued_ = false;  // some PeerLink::lazyDones is not empty
   uint32_t passCount_ = 0;        // progressPass() calls: paces its clock reads
   BufferCache earlyBuffers_;      // declared before unexpected_: outlives its entries
@@ -323,6 +349,12 @@ class Communicator final : public ProgressEngine::Client,
   int faultCommitDelayMs_ = 0;
   int faultProposalDelayMs_ = 0;
   std::vector<int> faultCommitDelayRanks_;
+  // Fault injection (tests): CHORUS_FAULT_CRASH_MIDSEND=rank:seq makes that
+  // rank exit (status 137, as a kill -9) in its operation number seq right
+  // after its first data frame went out, so one member has its input and
+  // the others never will.
+  int faultCrashRank_ = -1;
+  uint64_t faultCrashSeq_ = 0;
   struct HeldEvent {
     TimePoint due;
     bool late;  // a commit or proposal held back (the rest only wait behind it)

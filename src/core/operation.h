@@ -117,6 +117,11 @@ class Op final : public transport::SendOwner, public algo::TaskContext {
   // success already, and then the decision is success and this member
   // completes the operation from frames that are still arriving.
   bool receivesWhileFrozen = false;
+  // Decided successful at a commit while its input from some member never
+  // came (that member died): running again, in the new epoch, until a
+  // member that returned success sends the result (frame::Type::kResult).
+  bool awaitingResult = false;
+  bool completedByResult = false;  // the RESULT arrived: the task is partial
   uint64_t bytesSent = 0;
   uint64_t bytesReceived = 0;
 

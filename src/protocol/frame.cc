@@ -27,7 +27,7 @@ Status decode(const uint8_t in[kHeaderSize], Header* h) {
     return protocolError("frame version " + std::to_string(in[4]) + " not supported (expected " +
                          std::to_string(kVersion) + ")");
   uint8_t type = in[5];
-  if (type < static_cast<uint8_t>(Type::kData) || type > static_cast<uint8_t>(Type::kStreamLost))
+  if (type < static_cast<uint8_t>(Type::kData) || type > static_cast<uint8_t>(Type::kResult))
     return protocolError("unknown frame type " + std::to_string(type));
   h->type = static_cast<Type>(type);
   h->flags = wire::loadU16(in + 6);
@@ -57,6 +57,8 @@ const char* typeName(Type t) {
       return "PONG";
     case Type::kStreamLost:
       return "STREAM_LOST";
+    case Type::kResult:
+      return "RESULT";
   }
   return "?";
 }

@@ -31,6 +31,11 @@ enum class Type : uint8_t {
   // the lost one included; sent again while unsettled, so duplicates are
   // ignored.
   kStreamLost = 6,
+  // A member that returned success without the others' DONE sends the
+  // operation's result (payload) to each member it has no DONE from, with
+  // the commit of a view change that decided the operation successful: a
+  // member left without some input (its sender died) completes from it.
+  kResult = 7,
 };
 
 struct Header {
