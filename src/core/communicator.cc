@@ -1054,9 +1054,7 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
         checkOp(op);
         return;
       }
-      auto* u = static_cast<Unexpected*>(const_cast<void*>(t.owner));
-      u->complete = true;
-      if (op && op->state == OpState::kRunning && op->epoch == h.epoch) deliverUnexpected(op);
+      earlyFrameArrived(t, op, h);
       return;
     }
     case frame::Type::kDone: {
@@ -1113,14 +1111,18 @@ void Communicator::onFrame(transport::Connection& c, const frame::Header& h,
         onResult(op);
         return;
       }
-      auto* u = static_cast<Unexpected*>(const_cast<void*>(t.owner));
-      u->complete = true;
-      if (op && op->state == OpState::kRunning && op->epoch == h.epoch) deliverUnexpected(op);
+      earlyFrameArrived(t, op, h);
       return;
     }
     default:
       return;
   }
+}
+
+void Communicator::earlyFrameArrived(const transport::RecvTarget& t, Op* op,
+                                     const frame::Header& h) {
+  static_cast<Unexpected*>(const_cast<void*>(t.owner))->complete = true;
+  if (op && op->state == OpState::kRunning && op->epoch == h.epoch) deliverUnexpected(op);
 }
 
 transport::RecvTarget Communicator::resultTarget(transport::Connection& c, const frame::Header& h) {

@@ -189,6 +189,9 @@ class Communicator final : public ProgressEngine::Client,
   transport::RecvTarget resultTarget(transport::Connection& c, const frame::Header& h);
   // A RESULT completed op (an operation decided successful that waited for it).
   void onResult(Op* op);
+  // The whole payload of a frame kept for an operation not running here
+  // (t.owner is its Unexpected): deliver it if the operation runs now.
+  void earlyFrameArrived(const transport::RecvTarget& t, Op* op, const frame::Header& h);
   void postDone(Op* op, uint64_t epoch);
   void flushLazyDones(PeerLink& link);
   void abortOpEverywhere(Op* op, const Status& st);
