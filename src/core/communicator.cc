@@ -650,12 +650,7 @@ void Communicator::checkOp(Op* op) {
       // Completed by a RESULT: the operation was decided successful; it
       // waits for nobody, and says so at once (others keep copies for it).
       op->agreementFree = op->completedByResult || mayFinishWithoutAgreement(*op);
-      frame::Header h;
-      h.type = frame::Type::kDone;
-      h.epoch = op->epoch;
-      h.tag = op->key.tag;
-      h.seq = op->key.seq;
-      h.desc = op->desc;
+      const frame::Header h = controlHeader(*op, frame::Type::kDone, op->epoch);
       for (int r = 0; r < n; ++r) {
         if (r == op->rank_ || !op->task->involves(r)) continue;
         auto it = links_.find(op->peers_[r]);
@@ -830,18 +825,26 @@ void Communicator::rememberUnconfirmed(const Op& op) {
   unconfirmed_.push_back(std::move(u));
 }
 
-void Communicator::postDone(Op* op, uint64_t epoch) {
+frame::Header Communicator::controlHeader(const Op& op, frame::Type type, uint64_t epoch) {
   frame::Header h;
-  h.type = frame::Type::kDone;
+  h.type = type;
   h.epoch = epoch;
-  h.tag = op->key.tag;
-  h.seq = op->key.seq;
-  h.desc = op->desc;
-  for (int r = 0; r < op->size(); ++r) {
-    if (r == op->rank_) continue;
-    auto it = links_.find(op->peers_[r]);
-    if (it != links_.end()) postControl(it->second, h, nullptr);
+  h.tag = op.key.tag;
+  h.seq = op.key.seq;
+  h.desc = op.desc;
+  return h;
+}
+
+void Communicator::postToOthers(const Op& op, const frame::Header& h, const void* payload) {
+  for (int r = 0; r < op.size(); ++r) {
+    if (r == op.rank_) continue;
+    auto it = links_.find(op.peers_[r]);
+    if (it != links_.end()) postControl(it->second, h, payload);
   }
+}
+
+void Communicator::postDone(Op* op, uint64_t epoch) {
+  postToOthers(*op, controlHeader(*op, frame::Type::kDone, epoch), nullptr);
 }
 
 void Communicator::resendUnconfirmed(bool endsUpdate) {
@@ -939,19 +942,10 @@ void Communicator::abortOpEverywhere(Op* op, const Status& st) {
   // Tell the other members so they fail the same operation instead of
   // waiting for its deadline.
   std::string msg = st.message().substr(0, kMaxAbortMessage);
-  frame::Header h;
-  h.type = frame::Type::kAbort;
+  frame::Header h = controlHeader(*op, frame::Type::kAbort, op->epoch);
   h.length = static_cast<uint32_t>(msg.size());
   h.block = static_cast<uint32_t>(st.code());
-  h.epoch = op->epoch;
-  h.tag = op->key.tag;
-  h.seq = op->key.seq;
-  h.desc = op->desc;
-  for (int r = 0; r < op->size(); ++r) {
-    if (r == op->rank_) continue;
-    auto it = links_.find(op->peers_[r]);
-    if (it != links_.end()) postControl(it->second, h, msg.data());
-  }
+  postToOthers(*op, h, msg.data());
   LOG_WARN("operation " << op->key.toString() << " failed: " << st.toString());
   finishOp(op, st);
 }
