@@ -508,14 +508,9 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
   auto it = links_.find(op.peers_[toRank]);
   if (it == links_.end() || it->second.streams.empty()) return;  // link lost: view change pending
   PeerLink& link = it->second;
-  frame::Header h;
-  h.type = frame::Type::kData;
+  frame::Header h = opHeader(frame::Type::kData, op.key, op.desc, op.epoch);
   h.length = static_cast<uint32_t>(bytes);
   h.block = block;
-  h.epoch = op.epoch;
-  h.tag = op.key.tag;
-  h.seq = op.key.seq;
-  h.desc = op.desc;
   if (link.streams.size() > 1 || link.relinking) {
     stripeOf(link).push({h, data, &op});
     ++op.sendsOutstanding;
@@ -650,7 +645,7 @@ void Communicator::checkOp(Op* op) {
       // Completed by a RESULT: the operation was decided successful; it
       // waits for nobody, and says so at once (others keep copies for it).
       op->agreementFree = op->completedByResult || mayFinishWithoutAgreement(*op);
-      const frame::Header h = controlHeader(*op, frame::Type::kDone, op->epoch);
+      const frame::Header h = opHeader(frame::Type::kDone, op->key, op->desc, op->epoch);
       for (int r = 0; r < n; ++r) {
         if (r == op->rank_ || !op->task->involves(r)) continue;
         auto it = links_.find(op->peers_[r]);
@@ -825,13 +820,14 @@ void Communicator::rememberUnconfirmed(const Op& op) {
   unconfirmed_.push_back(std::move(u));
 }
 
-frame::Header Communicator::controlHeader(const Op& op, frame::Type type, uint64_t epoch) {
+frame::Header Communicator::opHeader(frame::Type type, const OpKey& key, uint64_t desc,
+                                     uint64_t epoch) {
   frame::Header h;
   h.type = type;
   h.epoch = epoch;
-  h.tag = op.key.tag;
-  h.seq = op.key.seq;
-  h.desc = op.desc;
+  h.tag = key.tag;
+  h.seq = key.seq;
+  h.desc = desc;
   return h;
 }
 
@@ -844,7 +840,7 @@ void Communicator::postToOthers(const Op& op, const frame::Header& h, const void
 }
 
 void Communicator::postDone(Op* op, uint64_t epoch) {
-  postToOthers(*op, controlHeader(*op, frame::Type::kDone, epoch), nullptr);
+  postToOthers(*op, opHeader(frame::Type::kDone, op->key, op->desc, epoch), nullptr);
 }
 
 void Communicator::resendUnconfirmed(bool endsUpdate) {
@@ -870,13 +866,8 @@ void Communicator::resendUnconfirmed(bool endsUpdate) {
       continue;
     }
     // Those that hold the result already answer with a DONE and drop it.
-    frame::Header h;
-    h.type = frame::Type::kResult;
+    frame::Header h = opHeader(frame::Type::kResult, u.key, u.desc, committed_.epoch);
     h.length = static_cast<uint32_t>(u.result.size());
-    h.epoch = committed_.epoch;
-    h.tag = u.key.tag;
-    h.seq = u.key.seq;
-    h.desc = u.desc;
     for (uint64_t id : u.awaiting) {
       auto it = links_.find(id);
       if (it != links_.end()) postControl(it->second, h, u.result.data());
@@ -942,7 +933,7 @@ void Communicator::abortOpEverywhere(Op* op, const Status& st) {
   // Tell the other members so they fail the same operation instead of
   // waiting for its deadline.
   std::string msg = st.message().substr(0, kMaxAbortMessage);
-  frame::Header h = controlHeader(*op, frame::Type::kAbort, op->epoch);
+  frame::Header h = opHeader(frame::Type::kAbort, op->key, op->desc, op->epoch);
   h.length = static_cast<uint32_t>(msg.size());
   h.block = static_cast<uint32_t>(st.code());
   postToOthers(*op, h, msg.data());
@@ -1126,14 +1117,10 @@ transport::RecvTarget Communicator::resultTarget(transport::Connection& c, const
     // Finished here (from its frames, or an earlier RESULT): the sender
     // still keeps its copy for us. Tell it we hold the result.
     if (keyFinished(key)) {
-      frame::Header d;
-      d.type = frame::Type::kDone;
-      d.epoch = committed_.epoch;
-      d.tag = h.tag;
-      d.seq = h.seq;
-      d.desc = h.desc;
       auto it = links_.find(c.peerId());
-      if (it != links_.end()) postControl(it->second, d, nullptr);
+      if (it != links_.end())
+        postControl(it->second, opHeader(frame::Type::kDone, key, h.desc, committed_.epoch),
+                    nullptr);
     }
     return {};
   }

@@ -192,7 +192,8 @@ class Communicator final : public ProgressEngine::Client,
   // The whole payload of a frame kept for an operation not running here
   // (t.owner is its Unexpected): deliver it if the operation runs now.
   void earlyFrameArrived(const transport::RecvTarget& t, Op* op, const frame::Header& h);
-  static frame::Header controlHeader(const Op& op, frame::Type type, uint64_t epoch);
+  // A frame header naming operation `key` (described by desc) in `epoch`.
+  static frame::Header opHeader(frame::Type type, const OpKey& key, uint64_t desc, uint64_t epoch);
   // h to every other member of op that still has a link.
   void postToOthers(const Op& op, const frame::Header& h, const void* payload);
   void postDone(Op* op, uint64_t epoch);

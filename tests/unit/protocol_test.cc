@@ -58,6 +58,13 @@ TEST(Frame, RejectsBadInput) {
   frame::encode(h, buf);
   buf[5] = 77;
   EXPECT_EQ(frame::decode(buf, &g).code(), Code::kProtocol);
+  // RESULT (7) is the last type; the next one is refused.
+  buf[5] = static_cast<uint8_t>(frame::Type::kResult);
+  ASSERT_TRUE(frame::decode(buf, &g).isOk());
+  EXPECT_EQ(g.type, frame::Type::kResult);
+  EXPECT_STREQ(frame::typeName(g.type), "RESULT");
+  buf[5] = static_cast<uint8_t>(frame::Type::kResult) + 1;
+  EXPECT_EQ(frame::decode(buf, &g).code(), Code::kProtocol);
 
   h.length = frame::kMaxPayload + 1;
   frame::encode(h, buf);
