@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -111,6 +112,7 @@ Communicator::Communicator(const CommConfig& cfg)
   segmentBytes_ = static_cast<size_t>(seg);
   faultCommitDelayMs_ = std::max(0, envIntOr("CHORUS_FAULT_DELAY_COMMIT_MS", 0));
   faultProposalDelayMs_ = std::max(0, envIntOr("CHORUS_FAULT_DELAY_PROPOSAL_MS", 0));
+  faultRemovalDelayMs_ = std::max(0, envIntOr("CHORUS_FAULT_DELAY_REMOVAL_MS", 0));
   if (const char* ranks = std::getenv("CHORUS_FAULT_DELAY_COMMIT_RANKS"))
     for (const char* p = ranks; *p;) {
       char* end = nullptr;
@@ -123,16 +125,20 @@ Communicator::Communicator(const CommConfig& cfg)
       faultCommitDelayRanks_.push_back(static_cast<int>(r));
       p = *end == ',' ? end + 1 : end;
     }
-  if (const char* crash = std::getenv("CHORUS_FAULT_CRASH_MIDSEND")) {
-    int rank = -1;
-    unsigned long long seq = 0;
-    if (std::sscanf(crash, "%d:%llu", &rank, &seq) == 2 && rank >= 0) {
-      faultCrashRank_ = rank;
-      faultCrashSeq_ = seq;
+  auto rankSeq = [](const char* name, int* rank, uint64_t* seq) {
+    const char* v = std::getenv(name);
+    if (!v) return;
+    int r = -1;
+    unsigned long long s = 0;
+    if (std::sscanf(v, "%d:%llu", &r, &s) == 2 && r >= 0) {
+      *rank = r;
+      *seq = s;
     } else {
-      LOG_WARN("CHORUS_FAULT_CRASH_MIDSEND='" << crash << "': not rank:seq; ignored");
+      LOG_WARN(name << "='" << v << "': not rank:seq; ignored");
     }
-  }
+  };
+  rankSeq("CHORUS_FAULT_CRASH_MIDSEND", &faultCrashRank_, &faultCrashSeq_);
+  rankSeq("CHORUS_FAULT_STOP_BEFORE_SEND", &faultStopRank_, &faultStopSeq_);
 }
 
 Status Communicator::init() {
@@ -505,6 +511,12 @@ void Communicator::startOp(Op* op) {
 
 void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data, size_t bytes) {
   if (op.state != OpState::kRunning) return;  // frozen but receiving: sends nothing
+  if (faultStopRank_ >= 0 && op.rank_ == faultStopRank_ && op.key.seq == faultStopSeq_) {
+    faultStopRank_ = -1;
+    LOG_WARN("fault injection: stopping (SIGSTOP) in operation " << op.key.toString()
+                                                                 << " before its first data frame");
+    ::raise(SIGSTOP);
+  }
   auto it = links_.find(op.peers_[toRank]);
   if (it == links_.end() || it->second.streams.empty()) return;  // link lost: view change pending
   PeerLink& link = it->second;
@@ -644,7 +656,12 @@ void Communicator::checkOp(Op* op) {
       op->doneSent = true;
       // Completed by a RESULT: the operation was decided successful; it
       // waits for nobody, and says so at once (others keep copies for it).
-      op->agreementFree = op->completedByResult || mayFinishWithoutAgreement(*op);
+      // Finishing alone also needs the coordinator's recent word (the
+      // lease): a member stopped long enough to be removed may find every
+      // input in its rings when it runs again, yet the others, who removed
+      // it, failed the call without its input.
+      op->agreementFree = op->completedByResult || (mayFinishWithoutAgreement(*op) && client_ &&
+                                                    client_->holdsLease(Clock::now()));
       const frame::Header h = opHeader(frame::Type::kDone, op->key, op->desc, op->epoch);
       for (int r = 0; r < n; ++r) {
         if (r == op->rank_ || !op->task->involves(r)) continue;
@@ -1429,7 +1446,8 @@ void Communicator::processInbox() {
     events.swap(inbox_);
     inboxFlag_.store(false, std::memory_order_release);
   }
-  if (faultCommitDelayMs_ == 0 && faultProposalDelayMs_ == 0 && heldEvents_.empty()) {
+  if (faultCommitDelayMs_ == 0 && faultProposalDelayMs_ == 0 && faultRemovalDelayMs_ == 0 &&
+      heldEvents_.empty()) {
     for (ControlEvent& ev : events) handleEvent(ev);
     return;
   }
@@ -1442,6 +1460,7 @@ void Communicator::processInbox() {
     int delayMs = 0;
     if (thisRank && ev.kind == ControlEvent::Kind::kCommit) delayMs = faultCommitDelayMs_;
     if (thisRank && ev.kind == ControlEvent::Kind::kProposal) delayMs = faultProposalDelayMs_;
+    if (ev.kind == ControlEvent::Kind::kRemoved) delayMs = faultRemovalDelayMs_;
     heldEvents_.push_back({now + std::chrono::milliseconds(delayMs), delayMs > 0, std::move(ev)});
   }
   releaseHeldEvents();
@@ -1459,6 +1478,8 @@ void Communicator::releaseHeldEvents() {
     if (late && ev.kind == ControlEvent::Kind::kProposal)
       LOG_WARN("fault injection: taking the proposal of epoch "
                << ev.proposal.view.epoch << " " << faultProposalDelayMs_ << " ms late");
+    if (late && ev.kind == ControlEvent::Kind::kRemoved)
+      LOG_WARN("fault injection: taking the removal notice " << faultRemovalDelayMs_ << " ms late");
     handleEvent(ev);
   }
 }

@@ -355,6 +355,9 @@ class Communicator final : public ProgressEngine::Client,
   // CHORUS_FAULT_DELAY_COMMIT_RANKS (comma list) limits either to those ranks.
   int faultCommitDelayMs_ = 0;
   int faultProposalDelayMs_ = 0;
+  // CHORUS_FAULT_DELAY_REMOVAL_MS: the coordinator's notice that this peer
+  // was removed is taken that late, as from a distant coordinator.
+  int faultRemovalDelayMs_ = 0;
   std::vector<int> faultCommitDelayRanks_;
   // Fault injection (tests): CHORUS_FAULT_CRASH_MIDSEND=rank:seq makes that
   // rank exit (status 137, as a kill -9) in its operation number seq right
@@ -362,6 +365,11 @@ class Communicator final : public ProgressEngine::Client,
   // the others never will.
   int faultCrashRank_ = -1;
   uint64_t faultCrashSeq_ = 0;
+  // CHORUS_FAULT_STOP_BEFORE_SEND=rank:seq: that rank stops itself
+  // (SIGSTOP) in operation number seq before its first data frame, once; the
+  // test sends SIGCONT after the others removed it.
+  int faultStopRank_ = -1;
+  uint64_t faultStopSeq_ = 0;
   struct HeldEvent {
     TimePoint due;
     bool late;  // a commit or proposal held back (the rest only wait behind it)

@@ -310,7 +310,8 @@ void Coordinator::onRegister(const std::shared_ptr<Session>& s, const control::R
   g.peers[reg.peerId] = s;
 
   auto reply = [&](control::RegisterStatus st) {
-    control::Registered r{st, static_cast<uint32_t>(cfg_.heartbeatIntervalMs), g.committed.epoch};
+    control::Registered r{st, static_cast<uint32_t>(cfg_.heartbeatIntervalMs), g.committed.epoch,
+                          static_cast<uint32_t>(cfg_.failureTimeoutMs)};
     s->send(control::Type::kRegistered, r.encode());
   };
   bool claimsMembership = reg.knownView.epoch > 0 || reg.hasReport;

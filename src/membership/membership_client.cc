@@ -205,6 +205,8 @@ asio::awaitable<void> MembershipClient::runLink() {
     link_ = sock;
     ++linkGen_;
     heartbeatMs_ = reg.heartbeatMs;
+    failureTimeoutMs_ = reg.failureTimeoutMs;
+    heartbeatsSent_.clear();
     linkUp_ = true;
     {
       ControlEvent ev;
@@ -247,6 +249,7 @@ asio::awaitable<void> MembershipClient::heartbeats(std::shared_ptr<ControlLink> 
       hb.epoch = claims_.knownView.epoch;
     }
     heartbeatGenSent_ = pendingGen_.load();
+    heartbeatsSent_.push_back(Clock::now());
     enqueue(control::frame(control::Type::kHeartbeat, hb.encode()));
     t.expires_after(std::chrono::milliseconds(heartbeatMs_));
     asio::error_code ec;
@@ -260,6 +263,13 @@ void MembershipClient::dispatch(const control::Message& m) {
     case control::Type::kHeartbeatAck: {
       auto a = control::HeartbeatAck::decode(m.body);
       if (!a.isOk()) return;
+      if (!heartbeatsSent_.empty()) {
+        TimePoint until =
+            heartbeatsSent_.front() + std::chrono::milliseconds(failureTimeoutMs_ / 2);
+        heartbeatsSent_.pop_front();
+        if (until.time_since_epoch().count() > leaseUntil_.load(std::memory_order_relaxed))
+          leaseUntil_.store(until.time_since_epoch().count(), std::memory_order_relaxed);
+      }
       uint64_t known;
       {
         std::lock_guard<std::mutex> lk(claimsMu_);

@@ -113,6 +113,14 @@ class MembershipClient {
     pendingLeaves_ = 0;
     ++pendingGen_;
   }
+  // True while the coordinator cannot have removed this peer for silence
+  // with room to spare: a heartbeat sent at t was acknowledged and now is
+  // before t + failureTimeout / 2. A peer that was stopped (SIGSTOP, a
+  // stall) longer than that has no lease until a new heartbeat is answered,
+  // and a removed one gets no answer.
+  bool holdsLease(TimePoint now) const {
+    return now.time_since_epoch().count() < leaseUntil_.load(std::memory_order_relaxed);
+  }
   uint32_t pendingJoins() const { return pendingJoins_.load(); }
   uint32_t pendingLeaves() const { return pendingLeaves_.load(); }
   bool linkUp() const { return linkUp_.load(); }
@@ -148,7 +156,12 @@ class MembershipClient {
   bool writing_ = false;
   bool stopping_ = false;
   uint32_t heartbeatMs_ = 100;
+  uint32_t failureTimeoutMs_ = 1000;
+  // When each heartbeat not yet acknowledged on this link was queued: the
+  // coordinator answers every heartbeat of a live session, in order.
+  std::deque<TimePoint> heartbeatsSent_;
 
+  std::atomic<TimePoint::rep> leaseUntil_{0};  // see holdsLease
   std::atomic<bool> linkUp_{false};
   std::atomic<bool> queueEmpty_{true};
   std::atomic<uint32_t> pendingJoins_{0}, pendingLeaves_{0};

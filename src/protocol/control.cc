@@ -205,6 +205,7 @@ std::vector<uint8_t> Registered::encode() const {
   w.u8(static_cast<uint8_t>(status));
   w.u32(heartbeatMs);
   w.u64(epoch);
+  w.u32(failureTimeoutMs);
   return std::move(w.buffer());
 }
 Result<Registered> Registered::decode(const std::vector<uint8_t>& b) {
@@ -213,10 +214,13 @@ Result<Registered> Registered::decode(const std::vector<uint8_t>& b) {
   uint8_t s = r.u8();
   g.heartbeatMs = r.u32();
   g.epoch = r.u64();
+  g.failureTimeoutMs = r.u32();
   CHORUS_RETURN_IF_ERROR(r.finish("REGISTERED"));
   if (s > 2) return protocolError("REGISTERED with unknown status");
   if (g.heartbeatMs == 0 || g.heartbeatMs > 60000)
     return protocolError("REGISTERED with heartbeat period out of range");
+  if (g.failureTimeoutMs == 0 || g.failureTimeoutMs > 3600000)
+    return protocolError("REGISTERED with failure timeout out of range");
   g.status = static_cast<RegisterStatus>(s);
   return g;
 }

@@ -129,6 +129,10 @@ struct Registered {
   RegisterStatus status = RegisterStatus::kPending;
   uint32_t heartbeatMs = 100;
   uint64_t epoch = 0;
+  // Silence after which the coordinator declares a peer dead: a peer whose
+  // heartbeat sent at t was acknowledged is not removed for silence before
+  // t + failureTimeoutMs (its lease).
+  uint32_t failureTimeoutMs = 1000;
   std::vector<uint8_t> encode() const;
   static Result<Registered> decode(const std::vector<uint8_t>& b);
 };

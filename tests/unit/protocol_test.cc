@@ -224,6 +224,19 @@ TEST(Control, RoundTrips) {
   EXPECT_EQ(r2->lastDecisions.ops[0].decision, Decision::kSuccess);
   checkTruncationAndGarbage<control::Register>(rb);
 
+  // The failure timeout travels with the registration: it bounds a peer's lease.
+  control::Registered g{control::RegisterStatus::kMember, 50, 9, 750};
+  auto gb = g.encode();
+  auto g2 = control::Registered::decode(gb);
+  ASSERT_TRUE(g2.isOk());
+  EXPECT_EQ(g2->status, control::RegisterStatus::kMember);
+  EXPECT_EQ(g2->heartbeatMs, 50u);
+  EXPECT_EQ(g2->epoch, 9u);
+  EXPECT_EQ(g2->failureTimeoutMs, 750u);
+  checkTruncationAndGarbage<control::Registered>(gb);
+  g.failureTimeoutMs = 0;
+  EXPECT_EQ(control::Registered::decode(g.encode()).status().code(), Code::kProtocol);
+
   control::ViewProposal p{sampleView(), 6, ViewReason::kFailure, true};
   auto pb = p.encode();
   auto p2 = control::ViewProposal::decode(pb);
