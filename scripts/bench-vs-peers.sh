@@ -32,24 +32,44 @@ MPIRUN=(timeout 900 mpirun --allow-run-as-root --oversubscribe --mca plm_rsh_age
         --mca oob_tcp_if_include lo --mca btl_tcp_if_include lo)
 export LAUNCH_TIMEOUT=900
 rec() { grep -E '^(chorus|gloo|mpi),' | sed "s/\$/,rep$1/" | tee -a "$raw"; }
+# On this VM the memory a launch freed (gigabytes, at 256 MiB and N=8) comes
+# back to MemFree over about 20 s, and a launch started meanwhile saw 30-45
+# ms stalls (a 4 B all-reduce at N=8 right after a 256 MiB one: 33-45 ms
+# laps; 30 s later: none over 3.1 ms). So before every launch, of every
+# system alike, wait until free memory holds still for 2 s (60 s at most).
+settle() {
+  local prev cur still=0 i
+  prev=$(awk '/MemFree/{print $2}' /proc/meminfo)
+  for ((i = 0; i < 60 && still < 2; i++)); do
+    sleep 1
+    cur=$(awk '/MemFree/{print $2}' /proc/meminfo)
+    if ((cur - prev < 4096 && prev - cur < 4096)); then still=$((still + 1)); else still=0; fi
+    prev=$cur
+  done
+}
 { uname -a; lscpu | grep -E 'Model name|^CPU\(s\)|Flags' | cut -c1-200; date -u +%FT%TZ; } > "$out/env.txt"
 
 for ((rep = 1; rep <= REPS; rep++)); do
   for N in $NS; do
     echo "[rep $rep] chorus N=$N" >&2
+    settle
     CHORUS_SHM=0 build/tools/chorus-bench --peers "$N" --sizes "$SIZES" --target-sec "$TARGET" \
       --max-iters 2000 \
       --csv tcp | rec "$rep"
     echo "[rep $rep] chorus shm N=$N" >&2
+    settle
     CHORUS_SHM=1 build/tools/chorus-bench --peers "$N" --sizes "$SIZES" --target-sec "$TARGET" \
       --max-iters 2000 --csv shm | rec "$rep"
     echo "[rep $rep] mpi tcp N=$N" >&2
+    settle
     "${MPIRUN[@]}" -np "$N" --mca pml ob1 --mca btl tcp,self "$work/bin/mpi_bench" tcp "$SIZES" \
       "$TARGET" 5 2000 2>/dev/null | rec "$rep"
     echo "[rep $rep] mpi sm N=$N" >&2
+    settle
     "${MPIRUN[@]}" -np "$N" "$work/bin/mpi_bench" sm "$SIZES" "$TARGET" 5 2000 2>/dev/null | rec "$rep"
     for algo in $GLOO_ALGOS; do
       echo "[rep $rep] gloo $algo N=$N" >&2
+      settle
       "$work/gloo_launch.sh" "$N" "$algo" "$SIZES" "$TARGET" 5 2000 2>/dev/null | rec "$rep"
     done
   done
