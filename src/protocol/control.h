@@ -19,8 +19,9 @@ namespace chorus::control {
 
 constexpr uint32_t kMagic = 0x43524843u;  // "CHRC"
 // 2: HELLO carries the TLS mode; 3: HELLO names the connection's generation
-// and may ask for a stream to be dialled again (Role::kRedial).
-constexpr uint8_t kVersion = 3;
+// and may ask for a stream to be dialled again (Role::kRedial); 4: REGISTERED
+// carries the coordinator's failure timeout (a peer's lease).
+constexpr uint8_t kVersion = 4;
 constexpr size_t kHeaderSize = 12;
 constexpr uint32_t kMaxBody = 16u << 20;
 
