@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "src/core/log.h"
+#include "src/protocol/wire.h"
 
 namespace chorus::transport::shm {
 
@@ -200,6 +201,29 @@ bool ShmConnection::peerGone(bool* drained) {
     if (d != 0 && d != -EAGAIN) drainError_ = static_cast<int>(-d);
   }
   return peerClosed_ || drainError_ != 0;
+}
+
+size_t ShmConnection::stageReadBytes(bool atFrameStart) const {
+  if (mode_ != Mode::kShm) return TcpConnection::stageReadBytes(atFrameStart);
+  if (!atFrameStart) return frame::kHeaderSize;
+  // Walk the frames at the head of the ring by their length fields (bytes
+  // 8-11 of a header; decode() validates the rest once staged) and take the
+  // small ones that are whole. A large payload is never staged, so it still
+  // goes straight to its target or is reduced out of the ring.
+  const Ring::Pieces p = in_->peek(kSmallStageBytes);
+  const size_t have = p.total();
+  size_t take = 0;
+  while (take + frame::kHeaderSize <= have) {
+    uint8_t len[4];
+    for (size_t i = 0; i < 4; ++i) {
+      size_t at = take + 8 + i;
+      len[i] = at < p.firstLen ? p.first[at] : p.second[at - p.firstLen];
+    }
+    const size_t frameBytes = frame::kHeaderSize + wire::loadU32(len);
+    if (frameBytes > kSmallFrameBytes || take + frameBytes > have) break;
+    take += frameBytes;
+  }
+  return take > 0 ? take : frame::kHeaderSize;
 }
 
 size_t ShmConnection::readRing(const ::iovec* iov, int n) {

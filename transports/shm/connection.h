@@ -57,9 +57,10 @@ class ShmConnection final : public tcp::TcpConnection {
   // Reading the ring costs no system call: take just the next header, so
   // that its payload goes from the ring straight to its target (a 16 KiB
   // staging read put up to 16 KiB of each payload through a second copy).
-  size_t stageReadBytes() const override {
-    return mode_ == Mode::kShm ? frame::kHeaderSize : TcpConnection::stageReadBytes();
-  }
+  // But small frames the ring already holds whole are taken together, in one
+  // read: a small all-reduce's DONE and next DATA frame, header and payload,
+  // were three reads, each with its fence.
+  size_t stageReadBytes(bool atFrameStart) const override;
 
  private:
   enum class Mode { kSetup, kShm, kTcp };
@@ -78,6 +79,10 @@ class ShmConnection final : public tcp::TcpConnection {
   // clock to pace the drain cost more than the check it paced (28 ns a
   // read on this VM, on every empty pass). 512 empty reads: ~0.1 ms.
   static constexpr int kDrainEveryEmptyReads = 512;
+  // Small frames staged whole in one read (see stageReadBytes): up to this
+  // many bytes, frames of at most kSmallFrameBytes each.
+  static constexpr size_t kSmallStageBytes = 1024;
+  static constexpr size_t kSmallFrameBytes = 256;
 
   Mode mode_ = Mode::kSetup;
   std::string myHost_;

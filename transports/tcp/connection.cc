@@ -269,7 +269,7 @@ void TcpConnection::reportSent() {
   for (auto& [owner, cookie] : done) owner->onSent(cookie);
 }
 
-size_t TcpConnection::stageReadBytes() const {
+size_t TcpConnection::stageReadBytes(bool) const {
   return kStageRead;
 }
 
@@ -355,14 +355,15 @@ Result<bool> TcpConnection::readFrames(FrameSink& sink) {
         if (directLen > discard_.size()) directLen = discard_.size();
       }
       iov[n++] = {direct, directLen};
-      iov[n++] = {stage_.data(), stageReadBytes()};
+      iov[n++] = {stage_.data(), stageReadBytes(false)};
     } else {
-      if (stageBegin_ > 0 && stageEnd_ + stageReadBytes() > stage_.size()) {
+      const size_t want = stageReadBytes(stageBegin_ == stageEnd_);
+      if (stageBegin_ > 0 && stageEnd_ + want > stage_.size()) {
         std::memmove(stage_.data(), stage_.data() + stageBegin_, stageEnd_ - stageBegin_);
         stageEnd_ -= stageBegin_;
         stageBegin_ = 0;
       }
-      iov[n++] = {stage_.data() + stageEnd_, stageReadBytes()};
+      iov[n++] = {stage_.data() + stageEnd_, want};
     }
     ssize_t r = readBytes(iov, n);
     if (r < 0) {

@@ -61,8 +61,10 @@ class TcpConnection : public Connection {
   // How many bytes to read into the staging buffer when a frame header is
   // due. Payload bytes that arrive there are copied to their target once
   // more, which a socket accepts to save read() calls (16 KiB); a byte
-  // stream without system calls reads just the header (shared memory).
-  virtual size_t stageReadBytes() const;
+  // stream without system calls reads just the header, or the small frames
+  // it already holds whole (shared memory). atFrameStart: the stream's next
+  // byte starts a frame (nothing partial staged, no payload before it).
+  virtual size_t stageReadBytes(bool atFrameStart) const;
   // Reads up to len payload bytes of the current frame (from payload byte
   // offset on) and applies r to them, whole elements only. Returns bytes
   // consumed (> 0), 0 at end of stream, or -errno (-EAGAIN: nothing yet).
