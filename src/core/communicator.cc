@@ -27,6 +27,8 @@ namespace {
 constexpr size_t kMaxUnexpectedBytes = size_t{4} << 30;
 constexpr size_t kMaxAbortMessage = 4096;
 constexpr size_t kScratchPoolBuffers = 4;
+// A finished operation keeps scratch up to this size until it is freed.
+constexpr size_t kKeepScratchUntilReap = size_t{64} << 10;
 
 std::string peerList(const std::vector<uint64_t>& ids) {
   std::string s;
@@ -412,8 +414,11 @@ Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArg
   // Operations that finished without a pass since (a call that completed
   // at once, as at N=1) are freed here by the calling thread that allocated
   // them; left to the engine thread, every operation crossed threads and
-  // glibc's per-thread caches missed on both sides.
-  reapFinished();
+  // glibc's per-thread caches missed on both sides. Not one by one, though:
+  // this is before our data goes out, where every peer waits for it; the
+  // first pass after our send (the caller's own, in a blocking loop) frees
+  // the last call's operation while we wait for theirs.
+  if (finished_.size() >= kReapBacklog) reapFinished();
   OpKey key{tag, nextSeq_[tag]++};
   auto r = std::make_shared<OpResult>();
   auto owned = std::make_unique<Op>(*this, key, args, r);
@@ -477,7 +482,12 @@ void Communicator::startOp(Op* op) {
     }
     op->args.root = r;
   }
-  op->algo = selector_.select(op->args.collective, op->args.messageBytes(n), costInputs_);
+  const size_t bytes = op->args.messageBytes(n);
+  if (lastSelection_.bytes != bytes || lastSelection_.collective != op->args.collective) {
+    lastSelection_ = {op->args.collective, bytes,
+                      selector_.select(op->args.collective, bytes, costInputs_)};
+  }
+  op->algo = lastSelection_.algo;
   op->doneFrom.assign(n, 0);
   op->donesReceived = 0;
   op->donesExpected = 0;
@@ -701,6 +711,17 @@ void Communicator::finishOp(Op* op, Status st) {
     finished_.push_back(std::move(it->second));
     ops_.erase(it);
   }
+  // The operation itself is freed a pass later (reapFinished); large
+  // scratch goes back now, for the next call to take instead of allocating
+  // another. Nothing refers to it any more: forgetSends() above cancelled
+  // this operation's sends and detached its receives.
+  if (op->holdsScratch) {
+    auto used = scratchUsed_.find(op);
+    if (used != scratchUsed_.end() && used->second.cap > kKeepScratchUntilReap) {
+      releaseScratch(op);
+      op->holdsScratch = false;
+    }
+  }
   op->result->finished.store(true, std::memory_order_release);
 }
 
@@ -722,9 +743,11 @@ void Communicator::failAllOps(const Status& st) {
   for (Op* op : all) finishOp(op, st);
 }
 
-void Communicator::reapFinished() {
-  for (auto& op : finished_) freeUnexpected(op->key);
-  finished_.clear();
+void Communicator::reapFinished(size_t upTo) {
+  upTo = std::min(upTo, finished_.size());
+  if (upTo == 0) return;
+  for (size_t i = 0; i < upTo; ++i) freeUnexpected(finished_[i]->key);
+  finished_.erase(finished_.begin(), finished_.begin() + static_cast<long>(upTo));
 }
 
 Op* Communicator::findOp(const OpKey& key) {
@@ -1222,6 +1245,9 @@ void Communicator::progressEach(const Set& set, bool* worked, bool skipWriteBloc
 
 bool Communicator::progressPass(const int* readyFds, int nReady, bool spinning) {
   bool worked = false;
+  // Operations this pass finishes are freed by a later one: the pass that
+  // completes a call is on the way back to its caller (see submit()).
+  const size_t reapable = finished_.size();
   if (lazyDonesQueued_) {
     lazyDonesQueued_ = false;
     for (auto& [id, link] : links_)
@@ -1276,7 +1302,7 @@ bool Communicator::progressPass(const int* readyFds, int nReady, bool spinning) 
   if (cfg_.spinUs < 0 && clockRead && now >= nextSpinCheck_) updateSpinForLinks(now);
   if (relinking_ > 0) checkRelinks(Clock::now());
   maybeSendReady();
-  reapFinished();
+  reapFinished(reapable);
   graveyard_.clear();
   return worked;
 }
@@ -1837,6 +1863,7 @@ void Communicator::applyViewPolicy() {
   spinOff_ = false;  // the links are looked at again once operations run
   engine_.setSpinPolicy(viewSpinUs_, viewYield_, /*adaptive=*/cfg_.spinUs < 0);
   costInputs_ = algo::costInputsFor(n, &topology_, local, onlineCpus(), segmentBytes_);
+  lastSelection_ = {};
 }
 
 void Communicator::onRemoved(const std::string& why, bool left) {

@@ -205,7 +205,9 @@ class Communicator final : public ProgressEngine::Client,
   void progressEach(const Set& set, bool* worked, bool skipWriteBlocked = false);
   bool keyFinished(const OpKey& key) const;
   Op* findOp(const OpKey& key);
-  void reapFinished();
+  // Frees the first upTo finished operations (all by default).
+  void reapFinished(size_t upTo = SIZE_MAX);
+  static constexpr size_t kReapBacklog = 16;
 
   // --- membership (engine lock held) ---
   void processInbox();
@@ -309,6 +311,14 @@ class Communicator final : public ProgressEngine::Client,
   std::unordered_map<uint64_t, uint64_t> nextSeq_;  // tag -> next seq
   algo::TopologyView topology_;                     // of committed_
   algo::CostInputs costInputs_;                     // of committed_
+  // The selector's last answer: a loop of calls asks the same question, and
+  // the cost model's evaluation was ~70 ns of every small call. Valid for
+  // the costInputs_ it was made with (reset where they change).
+  struct LastSelection {
+    algo::Collective collective{};
+    size_t bytes = SIZE_MAX;
+    const algo::AlgorithmInfo* algo = nullptr;
+  } lastSelection_;
   // Measured pair latency (us) and bandwidth (GB/s) by peer ids; survives
   // view changes for the members that stay.
   std::map<std::pair<uint64_t, uint64_t>, std::pair<double, double>> measured_;
