@@ -542,8 +542,23 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
   }
   transport::Connection* conn = link.streams[0].get();
   if (!conn || !conn->isOpen()) return;
-  if (!link.lazyDones.empty()) flushLazyDones(link);  // one write for both
-  conn->postSend(h, data, &op, 0);
+  uint64_t cookie = 0;
+  if (!link.lazyDones.empty()) {
+    // The DONE of the call just before this one on the same tag, with the
+    // same shape, rides in this frame's header; others go out first, in the
+    // same write.
+    const frame::Header& d = link.lazyDones.front();
+    if (link.lazyDones.size() == 1 && conn->deliversWhatItWrote() && d.tag == h.tag &&
+        d.seq + 1 == h.seq && d.epoch == h.epoch && d.desc == h.desc) {
+      h.flags |= frame::kFlagAfterDone;
+      cookie = it->first;
+      op.foldedDones.emplace_back(it->first, d);
+      link.lazyDones.clear();
+    } else {
+      flushLazyDones(link);
+    }
+  }
+  conn->postSend(h, data, &op, cookie);
   ++op.sendsOutstanding;
   op.bytesSent += bytes;
   sendPending_.insert(conn);
@@ -726,6 +741,13 @@ void Communicator::finishOp(Op* op, Status st) {
 }
 
 void Communicator::forgetSends(Op* op, bool keepReceives) {
+  // DONEs riding in frames about to be cancelled go on their own (a frame
+  // cancelled after its header went out delivers it twice: harmless).
+  for (auto& [peer, done] : op->foldedDones) {
+    auto it = links_.find(peer);
+    if (it != links_.end()) postControl(it->second, done, nullptr);
+  }
+  op->foldedDones.clear();
   for (auto& [id, link] : links_) {
     if (link.stripe) link.stripe->cancel(op);
     for (auto& c : link.streams)
@@ -999,6 +1021,11 @@ bool Communicator::keepForRestart(const Op& op, uint64_t frameEpoch) {
 transport::RecvTarget Communicator::onHeader(transport::Connection& c, const frame::Header& h) {
   switch (h.type) {
     case frame::Type::kData: {
+      if ((h.flags & frame::kFlagAfterDone) && h.seq > 0) {
+        // The DONE of the call before this one, as its own frame would be.
+        frame::Header done = opHeader(frame::Type::kDone, OpKey{h.tag, h.seq - 1}, h.desc, h.epoch);
+        onFrame(c, done, transport::RecvTarget{});
+      }
       if (h.epoch < committed_.epoch) return {};  // stale epoch
       OpKey key{h.tag, h.seq};
       Op* op = findOp(key);

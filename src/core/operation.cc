@@ -80,7 +80,13 @@ const algo::TopologyView& Op::topology() const {
   return comm.topologyView();
 }
 
-void Op::onSent(uint64_t) {
+void Op::onSent(uint64_t cookie) {
+  if (cookie != 0)
+    for (size_t i = 0; i < foldedDones.size(); ++i)
+      if (foldedDones[i].first == cookie) {
+        foldedDones.erase(foldedDones.begin() + static_cast<long>(i));
+        break;
+      }
   if (--sendsOutstanding == 0) comm.onOpSendsDrained(this);
 }
 

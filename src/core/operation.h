@@ -89,6 +89,12 @@ class Op final : public transport::SendOwner, public algo::TaskContext {
 
   int rankOf(uint64_t peerId) const;
 
+  // The previous call's DONE that a DATA frame of this operation carries
+  // (frame::kFlagAfterDone), by the peer it goes to, until that frame is
+  // written whole: if the frame is cancelled first, the DONE is sent on its
+  // own (Communicator::forgetSends). The frame's send cookie is the peer id.
+  std::vector<std::pair<uint64_t, frame::Header>> foldedDones;
+
   Communicator& comm;
   OpKey key;
   algo::CollectiveArgs args;

@@ -13,7 +13,8 @@
 namespace chorus::frame {
 
 constexpr uint32_t kMagic = 0x46524843u;  // "CHRF" little-endian
-constexpr uint8_t kVersion = 1;
+// 2: DATA frames may carry the DONE before them (kFlagAfterDone).
+constexpr uint8_t kVersion = 2;
 constexpr size_t kHeaderSize = 48;
 // Largest payload a frame may announce; larger is a protocol error. Senders
 // cut transfers into segments far below this.
@@ -37,6 +38,13 @@ enum class Type : uint8_t {
   // member left without some input (its sender died) completes from it.
   kResult = 7,
 };
+
+// On a DATA frame: the sender's DONE of the call before this one (same tag,
+// seq - 1, same epoch and descriptor) comes first; the receiver handles it as
+// if it had arrived as its own frame just before. A small call's lazy DONE
+// (see Communicator::checkOp) rides with the next call's data: one header to
+// write, read and parse instead of two.
+constexpr uint16_t kFlagAfterDone = 1;
 
 struct Header {
   Type type = Type::kData;

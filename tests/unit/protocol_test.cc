@@ -54,6 +54,13 @@ TEST(Frame, RejectsBadInput) {
   s = frame::decode(buf, &g);
   EXPECT_EQ(s.code(), Code::kProtocol);
   EXPECT_NE(s.message().find("version 9"), std::string::npos);
+  // Version 1 had no kFlagAfterDone: its peers would drop the DONEs that
+  // ride in data frames, so it is refused, not half understood.
+  frame::encode(h, buf);
+  buf[4] = 1;
+  s = frame::decode(buf, &g);
+  EXPECT_EQ(s.code(), Code::kProtocol);
+  EXPECT_NE(s.message().find("version 1 not supported"), std::string::npos);
 
   frame::encode(h, buf);
   buf[5] = 77;
