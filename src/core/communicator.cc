@@ -594,9 +594,11 @@ bool Communicator::postControl(PeerLink& link, const frame::Header& h, const voi
 }
 
 StripeScheduler& Communicator::stripeOf(PeerLink& link) {
-  if (!link.stripe)
+  if (!link.stripe) {
+    anyStripe_ = true;
     link.stripe = std::make_unique<StripeScheduler>(static_cast<int>(link.streams.size()),
                                                     cfg_.adaptiveStreams, segmentBytes_);
+  }
   return *link.stripe;
 }
 
@@ -730,13 +732,7 @@ void Communicator::finishOp(Op* op, Status st) {
   // scratch goes back now, for the next call to take instead of allocating
   // another. Nothing refers to it any more: forgetSends() above cancelled
   // this operation's sends and detached its receives.
-  if (op->holdsScratch) {
-    auto used = scratchUsed_.find(op);
-    if (used != scratchUsed_.end() && used->second.cap > kKeepScratchUntilReap) {
-      releaseScratch(op);
-      op->holdsScratch = false;
-    }
-  }
+  if (op->scratchBuf.cap > kKeepScratchUntilReap) releaseScratch(op);
   op->result->finished.store(true, std::memory_order_release);
 }
 
@@ -1234,7 +1230,7 @@ void Communicator::progressConnection(transport::Connection* c, bool* worked) {
     return;
   }
   if (r->didWork) *worked = true;
-  if (c->isOpen()) {
+  if (anyStripe_ && c->isOpen()) {
     auto it = links_.find(c->peerId());
     if (it != links_.end() && it->second.stripe && !it->second.stripe->empty() &&
         c->queuedSendBytes() < segmentBytes_)
@@ -1441,11 +1437,9 @@ Deadline Communicator::nextTimer() {
 
 uint8_t* Communicator::acquireScratch(Op* op, size_t bytes) {
   if (bytes == 0) bytes = 64;
-  auto used = scratchUsed_.find(op);
-  if (used != scratchUsed_.end()) {
-    if (used->second.cap >= bytes) return used->second.mem.get();
-    scratchFree_.push_back(std::move(used->second));
-    scratchUsed_.erase(used);
+  if (op->scratchBuf.mem) {
+    if (op->scratchBuf.cap >= bytes) return op->scratchBuf.mem.get();
+    releaseScratch(op);
   }
   int best = -1;
   for (size_t i = 0; i < scratchFree_.size(); ++i)
@@ -1459,16 +1453,14 @@ uint8_t* Communicator::acquireScratch(Op* op, size_t bytes) {
     buf.mem.reset(new uint8_t[bytes]);
     buf.cap = bytes;
   }
-  uint8_t* p = buf.mem.get();
-  scratchUsed_[op] = std::move(buf);
-  return p;
+  op->scratchBuf = std::move(buf);
+  return op->scratchBuf.mem.get();
 }
 
 void Communicator::releaseScratch(Op* op) {
-  auto used = scratchUsed_.find(op);
-  if (used == scratchUsed_.end()) return;
-  scratchFree_.push_back(std::move(used->second));
-  scratchUsed_.erase(used);
+  if (!op->scratchBuf.mem) return;
+  scratchFree_.push_back(std::move(op->scratchBuf));
+  op->scratchBuf = ScratchBuf{};
   // Keep the largest few buffers: steady-state loops then allocate nothing.
   if (scratchFree_.size() > kScratchPoolBuffers) {
     auto smallest =

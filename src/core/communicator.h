@@ -388,12 +388,11 @@ class Communicator final : public ProgressEngine::Client,
   std::deque<HeldEvent> heldEvents_;
   void releaseHeldEvents();
 
-  struct ScratchBuf {
-    std::unique_ptr<uint8_t[]> mem;
-    size_t cap = 0;
-  };
   std::vector<ScratchBuf> scratchFree_;
-  std::unordered_map<Op*, ScratchBuf> scratchUsed_;
+  // Some link has had a stripe scheduler (never reset): until then a pass
+  // skips looking up each connection's link for one (a hash lookup per
+  // connection per pass, in the spin of every waiting caller).
+  bool anyStripe_ = false;
 
   // ---- inbox (inboxMu_) ----
   std::mutex inboxMu_;

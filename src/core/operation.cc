@@ -60,7 +60,7 @@ Op::Op(Communicator& c, OpKey k, const algo::CollectiveArgs& a, std::shared_ptr<
     : comm(c), key(k), args(a), result(std::move(r)) {}
 
 Op::~Op() {
-  if (holdsScratch) comm.releaseScratch(this);
+  if (scratchBuf.mem) comm.releaseScratch(this);
 }
 
 void Op::send(int toRank, uint32_t block, const void* data, size_t bytes) {
@@ -68,7 +68,6 @@ void Op::send(int toRank, uint32_t block, const void* data, size_t bytes) {
 }
 
 uint8_t* Op::scratch(size_t bytes) {
-  holdsScratch = true;
   return comm.acquireScratch(this, bytes);
 }
 

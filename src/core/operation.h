@@ -71,6 +71,11 @@ std::string describeDescriptor(uint64_t desc);
 
 enum class OpState { kQueued, kRunning, kFrozen, kFinished };
 
+struct ScratchBuf {
+  std::unique_ptr<uint8_t[]> mem;
+  size_t cap = 0;
+};
+
 class Op final : public transport::SendOwner, public algo::TaskContext {
  public:
   Op(Communicator& comm, OpKey key, const algo::CollectiveArgs& args,
@@ -131,9 +136,10 @@ class Op final : public transport::SendOwner, public algo::TaskContext {
   uint64_t bytesSent = 0;
   uint64_t bytesReceived = 0;
 
-  // Whether it took scratch from the communicator's pool (most small
-  // operations do not; their destructor then skips the pool's lookup).
-  bool holdsScratch = false;
+  // Scratch taken from the communicator's pool (Communicator::
+  // acquireScratch), held here rather than in a map keyed by operation: a
+  // map node per call was an allocation and two lookups of every small one.
+  ScratchBuf scratchBuf;
 };
 
 }  // namespace chorus
