@@ -426,7 +426,11 @@ Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArg
   // Ranks shift when the view changes; the root (or partner) is the peer
   // that held that rank when the call was made.
   if (rooted || p2p) op->rootPeer = committed_.members[args.root].peerId;
-  op->deadline = Deadline::afterMs(cfg_.opTimeoutMs);
+  // The timeout starts at the first pass that reads the clock, microseconds
+  // from now (a blocking call's first pass; the engine's for an
+  // asynchronous one): a clock read here delayed every small call's data.
+  op->timed = cfg_.opTimeoutMs < 0;  // never times out
+  op->deadline = Deadline::never();
   ops_.emplace(key, std::move(owned));
   auto failed = failedKeys_.find(key);
   if (failed != failedKeys_.end()) {
@@ -688,7 +692,7 @@ void Communicator::checkOp(Op* op) {
       // input in its rings when it runs again, yet the others, who removed
       // it, failed the call without its input.
       op->agreementFree = op->completedByResult || (mayFinishWithoutAgreement(*op) && client_ &&
-                                                    client_->holdsLease(Clock::now()));
+                                                    client_->holdsLease(passClock()));
       const frame::Header h = opHeader(frame::Type::kDone, op->key, op->desc, op->epoch);
       for (int r = 0; r < n; ++r) {
         if (r == op->rank_ || !op->task->involves(r)) continue;
@@ -1266,8 +1270,9 @@ void Communicator::progressEach(const Set& set, bool* worked, bool skipWriteBloc
     if (set.count(c) && !(skipWriteBlocked && c->writeBlocked())) progressConnection(c, worked);
 }
 
-bool Communicator::progressPass(const int* readyFds, int nReady, bool spinning) {
+bool Communicator::progressPass(const int* readyFds, int nReady, bool spinning, int64_t nowNs) {
   bool worked = false;
+  passNowNs_ = nowNs;
   // Operations this pass finishes are freed by a later one: the pass that
   // completes a call is on the way back to its caller (see submit()).
   const size_t reapable = finished_.size();
@@ -1293,10 +1298,16 @@ bool Communicator::progressPass(const int* readyFds, int nReady, bool spinning) 
   // clock one in 16 (a read is 28 ns on this VM, several per pass before).
   TimePoint now{};
   if (!ops_.empty() && (!spinning || (++passCount_ & 15) == 0)) {
-    now = Clock::now();
+    now = spinning ? passClock() : Clock::now();
     std::vector<Op*> expired;
-    for (auto& [k, op] : ops_)
+    for (auto& [k, op] : ops_) {
+      // Timed from the first pass that reads the clock (see submit()).
+      if (!op->timed) {
+        op->timed = true;
+        op->deadline = Deadline(now + std::chrono::milliseconds(cfg_.opTimeoutMs));
+      }
       if (op->deadline.at() <= now) expired.push_back(op.get());
+    }
     for (Op* op : expired) {
       std::string what = "operation " + op->key.toString() + " did not complete within " +
                          std::to_string(cfg_.opTimeoutMs) + " ms";
@@ -1327,6 +1338,7 @@ bool Communicator::progressPass(const int* readyFds, int nReady, bool spinning) 
   maybeSendReady();
   reapFinished(reapable);
   graveyard_.clear();
+  passNowNs_ = 0;
   return worked;
 }
 
@@ -1423,7 +1435,10 @@ Deadline Communicator::nextTimer() {
   // Shared-memory data, or TLS plaintext, already waiting.
   if (pollAgain_ || !inputBuffered_.empty()) return Deadline::afterMs(0);
   Deadline d = Deadline::never();
-  for (auto& [k, op] : ops_) d = Deadline::earliest(d, op->deadline);
+  for (auto& [k, op] : ops_) {
+    if (!op->timed) return Deadline(TimePoint{});  // a pass at once sets its deadline
+    d = Deadline::earliest(d, op->deadline);
+  }
   if (!heldEvents_.empty()) d = Deadline::earliest(d, Deadline(heldEvents_.front().due));
   if (relinking_ > 0)
     for (auto& [peer, link] : links_)

@@ -86,7 +86,7 @@ class Communicator final : public ProgressEngine::Client,
   size_t segmentBytes() const { return segmentBytes_; }
 
   // ProgressEngine::Client
-  bool progressPass(const int* readyFds, int nReady, bool spinning) override;
+  bool progressPass(const int* readyFds, int nReady, bool spinning, int64_t nowNs) override;
   void beforeSleep() override;
   bool wantsBackgroundProgress() override;
   Deadline nextTimer() override;
@@ -339,7 +339,20 @@ class Communicator final : public ProgressEngine::Client,
   std::vector<Unconfirmed> unconfirmed_;
   bool lazyDonesQueued_ = false;  // some PeerLink::lazyDones is not empty
   uint32_t passCount_ = 0;        // progressPass() calls: paces its clock reads
-  BufferCache earlyBuffers_;      // declared before unexpected_: outlives its entries
+  // During a pass, the clock as read just before it (0 outside passes or
+  // when the engine read none): checkOp's lease test uses it.
+  int64_t passNowNs_ = 0;
+  // Now, as a pass sees it: the clock the engine read just before the pass,
+  // else a fresh read. At most a pass earlier than the truth: for the lease
+  // (checkOp) as if this member had been paused that long after its test,
+  // which the lease allows for (it lasts half the failure timeout past an
+  // acknowledged heartbeat; see holdsLease).
+  TimePoint passClock() const {
+    return passNowNs_ != 0 ? TimePoint(std::chrono::duration_cast<Duration>(
+                                 std::chrono::nanoseconds(passNowNs_)))
+                           : Clock::now();
+  }
+  BufferCache earlyBuffers_;  // declared before unexpected_: outlives its entries
   std::map<OpKey, std::vector<std::unique_ptr<Unexpected>>> unexpected_;
   size_t unexpectedBytes_ = 0;
   std::vector<uint8_t> abortBuf_;

@@ -114,6 +114,7 @@ class Op final : public transport::SendOwner, public algo::TaskContext {
   std::vector<uint64_t> peers_;  // rank -> peer id, for `epoch`
   std::unique_ptr<algo::Task> task;
   Deadline deadline = Deadline::never();
+  bool timed = false;  // deadline set (by the first pass that read the clock)
   int attempts = 0;
 
   int sendsOutstanding = 0;

@@ -39,7 +39,9 @@ class ProgressEngine {
     // epoll reported readable or writable. Returns true if anything moved.
     // spinning: one of a blocking caller's back-to-back passes (a pass every
     // few hundred ns); time-based work may then look at the clock less often.
-    virtual bool progressPass(const int* readyFds, int nReady, bool spinning) = 0;
+    // nowNs: the clock as read just before this pass (nowNs() in clock.h), or
+    // 0 where none was read; never later than the pass's true start.
+    virtual bool progressPass(const int* readyFds, int nReady, bool spinning, int64_t nowNs) = 0;
     // Under the lock, before a thread sleeps: update write interest.
     virtual void beforeSleep() = 0;
     // Under the lock: should the engine thread poll even though no caller
@@ -100,7 +102,7 @@ class ProgressEngine {
   void wakeSleepers();
   // Wakes the engine thread if it is parked while a caller drives.
   void unpark();
-  bool passLocked(int nReady, bool spinning = false);
+  bool passLocked(int nReady, bool spinning = false, int64_t nowNs = 0);
 
   Client* client_ = nullptr;
   int epfd_ = -1;

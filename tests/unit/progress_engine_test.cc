@@ -21,7 +21,7 @@ namespace {
 class PipeClient final : public ProgressEngine::Client {
  public:
   explicit PipeClient(int readFd) : fd_(readFd) {}
-  bool progressPass(const int* readyFds, int nReady, bool) override {
+  bool progressPass(const int* readyFds, int nReady, bool, int64_t) override {
     if (onPass) onPass();
     bool worked = false;
     for (int i = 0; i < nReady; ++i) {
@@ -169,7 +169,7 @@ TEST(ProgressEngineTest, EngineThreadNeverPassesWhileACallerDrives) {
 // The client posts it from beforeSleep, i.e. exactly inside that window.
 class LateWakeClient final : public ProgressEngine::Client {
  public:
-  bool progressPass(const int*, int, bool) override {
+  bool progressPass(const int*, int, bool, int64_t) override {
     if (!flag.exchange(false)) return false;
     handled.fetch_add(1);
     return true;

@@ -167,6 +167,13 @@ size_t Ring::write(const uint8_t* p, size_t len) {
 Ring::Pieces Ring::peek(size_t limit) const {
   const uint64_t cap = hdr_->capacity;
   const uint64_t head = hdr_->head.load(std::memory_order_relaxed);
+  // Ask for the lines the next frame lands in while the tail is fetched: a
+  // spinning reader then has them on the way when the tail moves, instead of
+  // missing on them one after the other (~1.5% of a 4-byte all-reduce at
+  // N=2, interleaved A/B). A prefetch past the mapping does not fault.
+  const uint8_t* next = data_ + head % cap;
+  __builtin_prefetch(next);
+  __builtin_prefetch(next + 64);
   const uint64_t tail = hdr_->tail.load(std::memory_order_acquire);
   Pieces p;
   size_t n = static_cast<size_t>(std::min<uint64_t>(limit, tail - head));
