@@ -20,11 +20,14 @@ class DirectAllReduce final : public Task {
     n_ = ctx.size();
     r_ = ctx.rank();
     bytes_ = a.count * dataTypeSize(a.dtype);
-    // Slots for the other ranks' inputs, then the accumulator.
-    slots_ = ctx.scratch(bytes_ * n_ + a.count * accumulatorSize(a.dtype));
+    // Slots for the other ranks' inputs, then the accumulator, then one
+    // flag per rank (in scratch: a vector here was an allocation per call).
+    const size_t accBytes = a.count * accumulatorSize(a.dtype);
+    slots_ = ctx.scratch(bytes_ * n_ + accBytes + static_cast<size_t>(n_));
     acc_ = slots_ + bytes_ * n_;
-    got_.assign(n_, false);
-    got_[r_] = true;
+    got_ = acc_ + accBytes;
+    std::memset(got_, 0, static_cast<size_t>(n_));
+    got_[r_] = 1;
     remaining_ = n_ - 1;
   }
 
@@ -51,7 +54,7 @@ class DirectAllReduce final : public Task {
   }
 
   Status onRecv(int fromRank, uint32_t) override {
-    got_[fromRank] = true;
+    got_[fromRank] = 1;
     if (--remaining_ == 0) reduceAll();
     return Status::ok();
   }
@@ -77,7 +80,7 @@ class DirectAllReduce final : public Task {
     return true;
   }
   Status onReducedRecv(int fromRank, uint32_t) override {
-    got_[fromRank] = true;
+    got_[fromRank] = 1;
     --remaining_;
     done_ = true;
     return Status::ok();
@@ -103,7 +106,7 @@ class DirectAllReduce final : public Task {
   size_t bytes_;
   uint8_t* slots_;
   uint8_t* acc_;
-  std::vector<bool> got_;
+  uint8_t* got_;  // in scratch
   int remaining_;
   bool done_ = false;
   bool ownCopy_ = false;

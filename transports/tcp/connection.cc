@@ -263,10 +263,20 @@ Result<bool> TcpConnection::flushSends() {
 
 void TcpConnection::reportSent() {
   if (completed_.empty()) return;
-  // Callbacks may post new sends; iterate over a private copy.
-  std::vector<std::pair<SendOwner*, uint64_t>> done;
-  done.swap(completed_);
-  for (auto& [owner, cookie] : done) owner->onSent(cookie);
+  // Callbacks may post new sends; iterate over a private copy. The copy is
+  // a member that keeps its capacity (a vector made here was an allocation
+  // per small call), unless a callback reports again from within.
+  if (reporting_) {
+    std::vector<std::pair<SendOwner*, uint64_t>> done;
+    done.swap(completed_);
+    for (auto& [owner, cookie] : done) owner->onSent(cookie);
+    return;
+  }
+  reporting_ = true;
+  reported_.swap(completed_);
+  for (auto& [owner, cookie] : reported_) owner->onSent(cookie);
+  reported_.clear();
+  reporting_ = false;
 }
 
 size_t TcpConnection::stageReadBytes(bool) const {

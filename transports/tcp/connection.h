@@ -109,6 +109,8 @@ class TcpConnection : public Connection {
   uint64_t controlFloor_ = 0;
   uint64_t framesStarted_ = 0;
   std::vector<std::pair<SendOwner*, uint64_t>> completed_;
+  std::vector<std::pair<SendOwner*, uint64_t>> reported_;  // reportSent()'s copy
+  bool reporting_ = false;
 
   // Receive state.
   std::vector<uint8_t> stage_;
