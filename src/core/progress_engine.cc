@@ -190,7 +190,13 @@ bool ProgressEngine::driveUntil(const std::function<bool()>& done, Deadline dead
     if (adaptiveSpin_.load(std::memory_order_relaxed) && now < boostUntilNs_ && spin < kBoostSpinNs)
       spin = kBoostSpinNs;
     if (now - lastWork < spin) {
-      if (yieldWhileSpinning_.load(std::memory_order_relaxed)) {
+      // Past the first few microseconds, yield each round even with a core
+      // per peer: a peer we wait for that was woken onto our core (the
+      // scheduler places a wakee beside its waker) runs only when we give
+      // way; without it the two took turns in 1 ms slices for tens of
+      // milliseconds until the load balancer split them. With the core to
+      // ourselves the yield returns at once.
+      if (now - lastWork >= kYieldAfterNs || yieldWhileSpinning_.load(std::memory_order_relaxed)) {
         sched_yield();
         backToBack = false;  // another process may have run for a while
       }

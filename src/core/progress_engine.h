@@ -114,6 +114,9 @@ class ProgressEngine {
   std::atomic<bool> yieldWhileSpinning_{false};
   std::atomic<bool> adaptiveSpin_{false};
   int64_t boostUntilNs_ = 0;  // spin at least kBoostSpinNs until then
+  // A spinning caller yields the CPU each round once nothing moved for this
+  // long (always, when yieldWhileSpinning_).
+  static constexpr int64_t kYieldAfterNs = 10'000;
   static constexpr int64_t kShortSleepNs = 1'000'000;
   static constexpr int64_t kBoostSpinNs = 1'000'000;
   static constexpr int64_t kBoostForNs = 100'000'000;
