@@ -120,6 +120,11 @@ class Connection {
   // replaced while both ends live (shared memory). A TCP stream can break
   // with written frames in flight.
   virtual bool deliversWhatItWrote() const { return false; }
+  // Writes the queued frames now where that costs no system call (a shared-
+  // memory ring): the caller posting the data every peer waits for sends it
+  // before its own bookkeeping, not at its next pass. Their onSent runs at
+  // the next progress(), never from in here. Does nothing elsewhere.
+  virtual void writeQueuedNow() {}
   // Whether the engine should wake when fd() becomes writable.
   virtual bool wantsWriteReadiness() const { return hasPendingSends(); }
   // The last send found fd() full (-EAGAIN): retrying before fd() turns

@@ -565,7 +565,13 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
   conn->postSend(h, data, &op, cookie);
   ++op.sendsOutstanding;
   op.bytesSent += bytes;
-  sendPending_.insert(conn);
+  // Out now where that is a copy into shared memory: every peer waits for
+  // this frame, and what this call still does before its first pass
+  // (registering the operation, the unexpected frames, the lock hand-over)
+  // then overlaps with the frame's way to them. The link is polled on every
+  // pass, which reports the send.
+  conn->writeQueuedNow();
+  if (!conn->needsPolling() || conn->hasPendingSends()) sendPending_.insert(conn);
   if (faultCrashRank_ >= 0 && op.rank_ == faultCrashRank_ && op.key.seq == faultCrashSeq_) {
     bool worked = false;
     for (int i = 0; i < 1000 && conn->isOpen() && conn->hasPendingSends(); ++i)

@@ -103,6 +103,11 @@ uint32_t TcpConnection::unackedForMs() const {
 }
 
 void TcpConnection::cancelSends(const SendOwner* owner) {
+  // Written early (writeQueuedNow) and not reported yet: the owner is going.
+  if (!completed_.empty())
+    completed_.erase(std::remove_if(completed_.begin(), completed_.end(),
+                                    [&](const auto& c) { return c.first == owner; }),
+                     completed_.end());
   if (!retained_.empty())
     retained_.erase(std::remove_if(retained_.begin(), retained_.end(),
                                    [&](const SendItem& it) { return it.owner == owner; }),
@@ -189,6 +194,15 @@ ssize_t TcpConnection::readBytes(const iovec* iov, int n) {
 }
 
 Result<bool> TcpConnection::flushSends() {
+  auto r = writeQueued();
+  // Frames an earlier write of this call finished still count as sent, also
+  // when a later one failed: a replaced stream resends them as such
+  // (takeUnreceived).
+  reportSent();
+  return r;
+}
+
+Result<bool> TcpConnection::writeQueued() {
   bool progressed = false;
   while (!sendq_.empty()) {
     iovec iov[kMaxIov];
@@ -222,11 +236,7 @@ Result<bool> TcpConnection::flushSends() {
         writeBlocked_ = true;
         break;
       }
-      Status broken = brokenError("failed while sending", static_cast<int>(-w));
-      // Frames an earlier write of this call finished still count as sent:
-      // a replaced stream resends them as such (takeUnreceived).
-      reportSent();
-      return broken;
+      return brokenError("failed while sending", static_cast<int>(-w));
     }
     if (w == 0) break;
     writeBlocked_ = false;
@@ -257,7 +267,6 @@ Result<bool> TcpConnection::flushSends() {
       sendq_.pop_front();
     }
   }
-  reportSent();
   return progressed;
 }
 
@@ -407,6 +416,10 @@ Result<bool> TcpConnection::readFrames(FrameSink& sink) {
 Result<ProgressResult> TcpConnection::progress(FrameSink& sink) {
   ProgressResult pr;
   if (!open_) return unavailable("connection to peer " + std::to_string(peerId_) + " is closed");
+  if (!completed_.empty()) {  // frames written early (writeQueuedNow)
+    reportSent();
+    pr.didWork = true;
+  }
   {
     CHORUS_ASSIGN_OR_RETURN(bool flushed, flushTransport());
     pr.didWork |= flushed;

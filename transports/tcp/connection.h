@@ -50,6 +50,11 @@ class TcpConnection : public Connection {
   Result<std::vector<Unreceived>> takeUnreceived(uint64_t peerReceived) override;
 
  protected:
+  // For a byte stream that never blocks (shared memory): see
+  // Connection::writeQueuedNow. Errors are left to the next progress().
+  void writeQueuedUnreported() {
+    if (!sendq_.empty()) (void)writeQueued();
+  }
   // The byte stream under the framing. Return bytes moved (> 0), 0 at end of
   // stream (reads only), or -errno (-EAGAIN: would block). The shared-memory
   // transport overrides both.
@@ -92,6 +97,8 @@ class TcpConnection : public Connection {
     std::shared_ptr<std::vector<uint8_t>> owned;  // payload copy (postSendCopy)
   };
   Result<bool> flushSends();
+  // flushSends() without reporting: frames written whole wait in completed_.
+  Result<bool> writeQueued();
   // Runs onSent for the frames written whole since the last call.
   void reportSent();
   Result<bool> readFrames(FrameSink& sink);
