@@ -123,8 +123,12 @@ class Connection {
   // Writes the queued frames now where that costs no system call (a shared-
   // memory ring): the caller posting the data every peer waits for sends it
   // before its own bookkeeping, not at its next pass. Their onSent runs at
-  // the next progress(), never from in here. Does nothing elsewhere.
-  virtual void writeQueuedNow() {}
+  // the next progress() or reportWritten(), never from in here. Returns
+  // whether it wrote; does nothing elsewhere.
+  virtual bool writeQueuedNow() { return false; }
+  // Runs onSent for frames writeQueuedNow() wrote, at a point where the
+  // caller can take the callbacks.
+  virtual void reportWritten() {}
   // Whether the engine should wake when fd() becomes writable.
   virtual bool wantsWriteReadiness() const { return hasPendingSends(); }
   // The last send found fd() full (-EAGAIN): retrying before fd() turns

@@ -273,6 +273,9 @@ void Communicator::shutdown() {
     graveyard_.clear();
     reapFinished();
     ops_.clear();
+    spareOps_.clear();  // before scratchFree_ goes: they give scratch back
+    spareNodes_.clear();
+    spareResult_.reset();
     unexpected_.clear();
   }
   // Sockets were bound to the client's io_context: destroy it last.
@@ -420,8 +423,26 @@ Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArg
   // the last call's operation while we wait for theirs.
   if (finished_.size() >= kReapBacklog) reapFinished();
   OpKey key{tag, nextSeq_[tag]++};
-  auto r = std::make_shared<OpResult>();
-  auto owned = std::make_unique<Op>(*this, key, args, r);
+  // A freed operation, its result and its map node are taken up again
+  // (reapFinished keeps a few): each was an allocation before our data went
+  // out.
+  std::shared_ptr<OpResult> r;
+  if (spareResult_) {
+    r = std::move(spareResult_);
+    r->finished.store(false, std::memory_order_relaxed);
+    r->status = Status::ok();
+    r->info = OpInfo{};
+  } else {
+    r = std::make_shared<OpResult>();
+  }
+  std::unique_ptr<Op> owned;
+  if (!spareOps_.empty()) {
+    owned = std::move(spareOps_.back());
+    spareOps_.pop_back();
+    owned->reset(key, args, r);
+  } else {
+    owned = std::make_unique<Op>(*this, key, args, r);
+  }
   Op* op = owned.get();
   // Ranks shift when the view changes; the root (or partner) is the peer
   // that held that rank when the call was made.
@@ -431,7 +452,15 @@ Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArg
   // asynchronous one): a clock read here delayed every small call's data.
   op->timed = cfg_.opTimeoutMs < 0;  // never times out
   op->deadline = Deadline::never();
-  ops_.emplace(key, std::move(owned));
+  if (!spareNodes_.empty()) {
+    auto node = std::move(spareNodes_.back());
+    spareNodes_.pop_back();
+    node.key() = key;
+    node.mapped() = std::move(owned);
+    ops_.insert(std::move(node));
+  } else {
+    ops_.emplace(key, std::move(owned));
+  }
   auto failed = failedKeys_.find(key);
   if (failed != failedKeys_.end()) {
     failedKeys_.erase(failed);
@@ -466,6 +495,7 @@ void Communicator::startOp(Op* op) {
   op->epoch = committed_.epoch;
   op->rank_ = myRank_;
   op->peers_.clear();
+  op->peers_.reserve(committed_.members.size());
   for (const Member& m : committed_.members) op->peers_.push_back(m.peerId);
   const int n = committed_.size();
   if (op->args.plannedEpoch != 0 && op->args.plannedEpoch != committed_.epoch) {
@@ -514,12 +544,20 @@ void Communicator::startOp(Op* op) {
   op->task = op->algo->factory(op->args, *op);
   for (int r = 0; r < n; ++r)
     if (r != myRank_ && op->task->involves(r)) ++op->donesExpected;
+  // Frames the start writes at once (postData) are reported sent here, not
+  // at the next pass: an operation whose inputs were already here (a peer
+  // ahead of us) then finishes in this call, and its lazy DONE can ride in
+  // the next call's data instead of going out on its own at that pass.
+  collectWrittenEarly_ = true;
   Status st = op->task->start();
+  if (st.isOk()) deliverUnexpected(op);
+  collectWrittenEarly_ = false;
+  for (transport::Connection* c : writtenEarly_) c->reportWritten();
+  writtenEarly_.clear();
   if (!st.isOk()) {
     finishOp(op, st);
     return;
   }
-  deliverUnexpected(op);
   checkOp(op);
 }
 
@@ -570,7 +608,9 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
   // (registering the operation, the unexpected frames, the lock hand-over)
   // then overlaps with the frame's way to them. The link is polled on every
   // pass, which reports the send.
-  conn->writeQueuedNow();
+  if (conn->writeQueuedNow() && collectWrittenEarly_ &&
+      std::find(writtenEarly_.begin(), writtenEarly_.end(), conn) == writtenEarly_.end())
+    writtenEarly_.push_back(conn);
   if (!conn->needsPolling() || conn->hasPendingSends()) sendPending_.insert(conn);
   if (faultCrashRank_ >= 0 && op.rank_ == faultCrashRank_ && op.key.seq == faultCrashSeq_) {
     bool worked = false;
@@ -735,8 +775,9 @@ void Communicator::finishOp(Op* op, Status st) {
   op->state = OpState::kFinished;
   auto it = ops_.find(op->key);
   if (it != ops_.end() && it->second.get() == op) {
-    finished_.push_back(std::move(it->second));
-    ops_.erase(it);
+    auto node = ops_.extract(it);
+    finished_.push_back(std::move(node.mapped()));
+    if (spareNodes_.size() < kSpareOps) spareNodes_.push_back(std::move(node));
   }
   // The operation itself is freed a pass later (reapFinished); large
   // scratch goes back now, for the next call to take instead of allocating
@@ -774,7 +815,18 @@ void Communicator::failAllOps(const Status& st) {
 void Communicator::reapFinished(size_t upTo) {
   upTo = std::min(upTo, finished_.size());
   if (upTo == 0) return;
-  for (size_t i = 0; i < upTo; ++i) freeUnexpected(finished_[i]->key);
+  for (size_t i = 0; i < upTo; ++i) {
+    std::unique_ptr<Op>& op = finished_[i];
+    freeUnexpected(op->key);
+    if (spareOps_.size() >= kSpareOps) continue;  // freed below
+    // Only this operation holds its result (no caller or request does):
+    // the next call may take it up.
+    if (!spareResult_ && op->result.use_count() == 1) spareResult_ = std::move(op->result);
+    op->result.reset();
+    op->task.reset();
+    if (op->scratchBuf.cap > kKeepScratchUntilReap) releaseScratch(op.get());
+    spareOps_.push_back(std::move(op));
+  }
   finished_.erase(finished_.begin(), finished_.begin() + static_cast<long>(upTo));
 }
 

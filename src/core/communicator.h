@@ -304,10 +304,20 @@ class Communicator final : public ProgressEngine::Client,
   std::unordered_set<transport::Connection*> sendPending_;
   std::unordered_set<transport::Connection*> inputBuffered_;  // hasBufferedInput(): go again
   std::vector<transport::Connection*> passScratch_;           // progressEach's snapshot
+  // Links startOp() reports writes of (postData's writeQueuedNow) once the
+  // task has started.
+  bool collectWrittenEarly_ = false;
+  std::vector<transport::Connection*> writtenEarly_;
   std::vector<std::unique_ptr<transport::Connection>> graveyard_;
 
   std::map<OpKey, std::unique_ptr<Op>> ops_;
   std::vector<std::unique_ptr<Op>> finished_;
+  // Freed operations, results and ops_ nodes kept for the next calls
+  // (submit): a few suffice for a loop of calls.
+  static constexpr size_t kSpareOps = 4;
+  std::vector<std::unique_ptr<Op>> spareOps_;
+  std::vector<std::map<OpKey, std::unique_ptr<Op>>::node_type> spareNodes_;
+  std::shared_ptr<OpResult> spareResult_;
   std::unordered_map<uint64_t, uint64_t> nextSeq_;  // tag -> next seq
   algo::TopologyView topology_;                     // of committed_
   algo::CostInputs costInputs_;                     // of committed_

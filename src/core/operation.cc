@@ -59,6 +59,36 @@ std::string describeDescriptor(uint64_t desc) {
 Op::Op(Communicator& c, OpKey k, const algo::CollectiveArgs& a, std::shared_ptr<OpResult> r)
     : comm(c), key(k), args(a), result(std::move(r)) {}
 
+void Op::reset(OpKey k, const algo::CollectiveArgs& a, std::shared_ptr<OpResult> r) {
+  foldedDones.clear();
+  key = k;
+  args = a;
+  rootPeer = 0;
+  algo = nullptr;
+  desc = 0;
+  result = std::move(r);
+  state = OpState::kQueued;
+  epoch = 0;
+  rank_ = 0;
+  peers_.clear();
+  task.reset();
+  deadline = Deadline::never();
+  timed = false;
+  attempts = 0;
+  sendsOutstanding = 0;
+  doneFrom.clear();
+  donesReceived = 0;
+  donesExpected = 0;
+  doneSent = false;
+  agreementFree = false;
+  receivesWhileFrozen = false;
+  awaitingResult = false;
+  completedByResult = false;
+  bytesSent = 0;
+  bytesReceived = 0;
+  // scratchBuf stays: small scratch the last call used is this call's too.
+}
+
 Op::~Op() {
   if (scratchBuf.mem) comm.releaseScratch(this);
 }

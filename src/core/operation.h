@@ -81,6 +81,11 @@ class Op final : public transport::SendOwner, public algo::TaskContext {
   Op(Communicator& comm, OpKey key, const algo::CollectiveArgs& args,
      std::shared_ptr<OpResult> result);
   ~Op() override;
+  // A freed operation taken up for another call (Communicator::submit): the
+  // state a new one has, but its vectors, and small scratch, keep their
+  // memory (five allocations of every small call before its data went out).
+  // Every member is set here: one added to Op must be added here too.
+  void reset(OpKey key, const algo::CollectiveArgs& args, std::shared_ptr<OpResult> result);
 
   // TaskContext
   int rank() const override { return rank_; }

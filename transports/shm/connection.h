@@ -42,9 +42,7 @@ class ShmConnection final : public tcp::TcpConnection {
   bool prepareSleep() override;
   bool canReduceOnArrival() const override { return mode_ == Mode::kShm; }
   bool deliversWhatItWrote() const override { return mode_ == Mode::kShm; }
-  void writeQueuedNow() override {
-    if (mode_ == Mode::kShm) writeQueuedUnreported();
-  }
+  bool writeQueuedNow() override { return mode_ == Mode::kShm && writeQueuedUnreported(); }
   bool wantsWriteReadiness() const override;
   // A full ring is no fd() state: only a link that settled on TCP blocks.
   bool writeBlocked() const override {

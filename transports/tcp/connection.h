@@ -48,12 +48,15 @@ class TcpConnection : public Connection {
   }
   bool retainsSent() const override { return retain_; }
   Result<std::vector<Unreceived>> takeUnreceived(uint64_t peerReceived) override;
+  void reportWritten() override { reportSent(); }
 
  protected:
   // For a byte stream that never blocks (shared memory): see
   // Connection::writeQueuedNow. Errors are left to the next progress().
-  void writeQueuedUnreported() {
-    if (!sendq_.empty()) (void)writeQueued();
+  bool writeQueuedUnreported() {
+    if (sendq_.empty()) return false;
+    auto r = writeQueued();
+    return r.isOk() && *r;
   }
   // The byte stream under the framing. Return bytes moved (> 0), 0 at end of
   // stream (reads only), or -errno (-EAGAIN: would block). The shared-memory
