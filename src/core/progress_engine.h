@@ -130,6 +130,8 @@ class ProgressEngine {
   std::atomic<int> drivers_{0};
   std::atomic<int> testPassDelayUs_{0};
   std::atomic<int64_t> lastDriveEndNs_{0};
+  // Passes run (under mu_; read without it by a leaving driver).
+  std::atomic<uint64_t> passSeq_{0};
   // Each sleeping caller waits on the epoll set and on its own eventfd: a
   // shared one could be read by another caller's pass and the wake-up lost.
   std::mutex sleepersMu_;
