@@ -12,7 +12,8 @@
 //   big       one large float sum (--count), exact check + hash
 //   badinput  invalid calls, each printing its result code
 //   mismatch  rank 0 calls with a different count than the others
-//   loop      --iters all-reduces; prints each outcome (OP lines)
+//   loop      --iters all-reduces (more with --until-contributors); prints each
+//             outcome (OP lines)
 //   train     training loop with joins/leaves (PeersPending, UpdateMembership)
 //   idle      connect, then wait for --iters milliseconds and leave
 #include <CLI/CLI.hpp>
@@ -59,6 +60,11 @@ struct Opts {
   std::string streams = "1";  // N, or auto (adaptive pool)
   bool retry = false;
   int sleepMs = 0;
+  // loop: past --iters, go on (at most 10x --iters) until an operation
+  // succeeds with at most this many contributors. Contributors are part of
+  // the agreed outcome, so every survivor stops after the same iteration;
+  // a fault test's loop then outlasts its kills on a fast machine.
+  int untilContributors = 0;
   int sleepRank = -1;  // >= 0: only that rank sleeps between iterations
   int leaveAt = -1;
   int exitAt = -1;
@@ -790,7 +796,8 @@ int64_t wallMs() {
 // the number of contributors, whatever the ranks are after a view change.
 // Prints an OP line.
 chorusResult_t loopOp(chorusComm_t comm, const Opts& o, int it, std::vector<float>& in,
-                      std::vector<float>& out, bool* wrongOut, int valueSeed) {
+                      std::vector<float>& out, bool* wrongOut, int valueSeed,
+                      int* contributorsOut = nullptr) {
   float v = static_cast<float>(valueSeed % 5 + 1);
   int n = std::max(1, sizeOf(comm));
   size_t count = in.size();
@@ -875,6 +882,7 @@ chorusResult_t loopOp(chorusComm_t comm, const Opts& o, int it, std::vector<floa
       }
     }
   if (wrongOut) *wrongOut = wrong;
+  if (contributorsOut) *contributorsOut = rc == chorusSuccess ? info.contributors : 0;
   bool shared = chorus_test::collSameResultEverywhere(coll);
   std::printf(
       "OP it=%d rc=%d hash=%016llx contributors=%d epoch=%llu wrong=%d size=%d attempts=%d "
@@ -911,7 +919,13 @@ int runLoop(chorusComm_t comm, const Opts& given) {
   int failures = 0;
   std::vector<float> in(o.count), out(o.count);
   const bool exits = o.exitAt >= 0 && (o.exitRank < 0 || rankOf(comm) == o.exitRank);
-  for (int it = 0; it < o.iters; ++it) {
+  int contributors = 0;
+  auto more = [&](int it) {
+    if (it < o.iters) return true;
+    if (o.untilContributors <= 0 || it >= 10 * o.iters) return false;
+    return contributors <= 0 || contributors > o.untilContributors;
+  };
+  for (int it = 0; more(it); ++it) {
     if (exits && it == o.exitAt) {
       // main destroys the communicator: a leave while the others run `it`.
       std::printf("EXIT it=%d t=%lld\n", it, static_cast<long long>(wallMs()));
@@ -919,7 +933,9 @@ int runLoop(chorusComm_t comm, const Opts& given) {
       return 0;
     }
     bool wrong = false;
-    chorusResult_t rc = loopOp(comm, o, it, in, out, &wrong, it);
+    int k = 0;
+    chorusResult_t rc = loopOp(comm, o, it, in, out, &wrong, it, &k);
+    if (k > 0) contributors = k;
     if (rc == chorusRemoved) return 3;
     if (wrong) return 4;
     if (rc != chorusSuccess && rc != chorusPeerLost) ++failures;
@@ -1008,6 +1024,9 @@ int main(int argc, char** argv) {
   app.add_option("--op-timeout-ms", o.opTimeoutMs);
   app.add_option("--streams", o.streams, "TCP streams per peer pair, or auto");
   app.add_option("--sleep-ms", o.sleepMs);
+  app.add_option("--until-contributors", o.untilContributors,
+                 "loop: past --iters, go on until an operation has at most this many "
+                 "contributors");
   app.add_option("--sleep-rank", o.sleepRank,
                  "only this rank sleeps (the others wait in the call)");
   app.add_flag("--retry", o.retry);

@@ -135,6 +135,9 @@ void killDuringAllReduces(int n, int kills, unsigned seed,
   std::mt19937 rng(seed);
   const int randomCount = 20000 + static_cast<int>(rng() % 100000);
   auto args = loopArgs(count > 0 ? 20000 : 1500, count > 0 ? count : randomCount);
+  // The loop outlasts the kills however fast the operations run (on a fast
+  // machine 1,500 of them ended before the last kill was applied).
+  args.insert(args.end(), {"--until-contributors", std::to_string(n - kills)});
   args.insert(args.end(), extra.begin(), extra.end());
   auto w = Workers::launch(n, coord.address(),
                            "kill" + std::to_string(n) + "_" + std::to_string(seed), args);
