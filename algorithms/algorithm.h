@@ -135,6 +135,10 @@ struct CostInputs {
   const TopologyView* topo = nullptr;
   double alpha = 20e-6, beta = 1.0 / 2e9, gamma = 5e-6;
   size_t segmentBytes = 512 << 10;
+  // Every member on this host and links over shared memory (the view's host
+  // labels, CHORUS_SHM, no TLS, one stream per pair): the same on every
+  // member as long as those settings are.
+  bool sharedMemory = false;
 };
 
 struct AlgorithmInfo {

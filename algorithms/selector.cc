@@ -124,9 +124,10 @@ const AlgorithmInfo* Selector::select(Collective c, size_t bytes, const CostInpu
 }
 
 CostInputs costInputsFor(int n, const TopologyView* topo, int peersOnThisHost, int cores,
-                         size_t segmentBytes) {
+                         size_t segmentBytes, bool sharedMemory) {
   CostInputs in;
   in.n = n;
+  in.sharedMemory = sharedMemory;
   in.topo = topo;
   in.segmentBytes = segmentBytes;
   // Loopback-calibrated defaults (docs/PERFORMANCE.md): ~20 us per dependent
@@ -150,8 +151,8 @@ CostInputs costInputsFor(int n, const TopologyView* topo, int peersOnThisHost, i
 std::string Selector::describe(const CostInputs& base) const {
   std::ostringstream os;
   os << "N=" << base.n << ", alpha " << base.alpha * 1e6 << " us, beta " << base.beta * 1e9
-     << " ns/B, gamma " << base.gamma * 1e6 << " us" << (rules_.empty() ? "" : ", with overrides")
-     << "\n";
+     << " ns/B, gamma " << base.gamma * 1e6 << " us" << (base.sharedMemory ? ", shared memory" : "")
+     << (rules_.empty() ? "" : ", with overrides") << "\n";
   for (int ci = 1; ci <= kNumCollectives; ++ci) {
     Collective c = static_cast<Collective>(ci);
     os << "  " << collectiveName(c) << ":";

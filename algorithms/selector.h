@@ -49,6 +49,6 @@ Result<size_t> parseSize(const std::string& s);
 // Cost-model constants for a view: from measured topology when available,
 // else loopback-calibrated defaults; inflated when members share cores.
 CostInputs costInputsFor(int n, const TopologyView* topo, int peersOnThisHost, int cores,
-                         size_t segmentBytes);
+                         size_t segmentBytes, bool sharedMemory = false);
 
 }  // namespace chorus::algo

@@ -187,6 +187,9 @@ std::unique_ptr<Task> makeRing(const CollectiveArgs& a, TaskContext& ctx) {
   return std::make_unique<RingAllReduce>(a, ctx);
 }
 
+// Where the ring's dependent steps stop counting on shared memory.
+constexpr size_t kSharedMemoryPipelinedFrom = 512 << 10;
+
 // 2(N-1) dependent steps; every byte crosses the slowest ring link
 // 2(N-1)/N times; segments pipeline.
 double cost(const CostInputs& in) {
@@ -194,7 +197,16 @@ double cost(const CostInputs& in) {
   double beta = in.beta;
   if (in.topo && in.topo->minRingBandwidthGBps > 0)
     beta = 1.0 / (in.topo->minRingBandwidthGBps * 1e9);
-  return 2 * (n - 1) * in.alpha + 2 * (n - 1) / n * in.bytes * beta +
+  // On shared memory a step hands a chunk to a neighbour already polling
+  // for it, and from 512 KiB the steps are long enough to hide each
+  // other's latency: charge two rounds, as two-phase pays, not 2(N-1).
+  // Measured on one host (N=3, 4 and 8, 2 cores), the ring beat two-phase
+  // there by 1.2-3x (1 MiB at N=4: ~250 against 490-900 us), while the
+  // loopback-calibrated alpha kept two-phase up to 2-4 MiB
+  // (docs/PERFORMANCE.md). Over TCP on one host two-phase stays ahead.
+  double rounds = 2 * (n - 1);
+  if (in.sharedMemory && in.bytes >= kSharedMemoryPipelinedFrom) rounds = 2;
+  return rounds * in.alpha + 2 * (n - 1) / n * in.bytes * beta +
          2 * (n - 1) * std::max(1.0, segs) * in.gamma;
 }
 

@@ -1954,7 +1954,12 @@ void Communicator::applyViewPolicy() {
   viewYield_ = oversubscribed;
   spinOff_ = false;  // the links are looked at again once operations run
   engine_.setSpinPolicy(viewSpinUs_, viewYield_, /*adaptive=*/cfg_.spinUs < 0);
-  costInputs_ = algo::costInputsFor(n, &topology_, local, onlineCpus(), segmentBytes_);
+  // Links over shared memory: everyone here, and the settings that keep a
+  // same-host link on TCP (CHORUS_SHM=0, TLS, a pool of streams) are off.
+  const bool sharedMemory =
+      local == n && transport::shm::enabled() && cfg_.tls == 0 && cfg_.connectionsPerPeer == 1;
+  costInputs_ =
+      algo::costInputsFor(n, &topology_, local, onlineCpus(), segmentBytes_, sharedMemory);
   lastSelection_ = {};
 }
 
