@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <thread>
 
 #include "algorithms/topology.h"
 #include "src/core/hash.h"
@@ -141,6 +142,7 @@ Communicator::Communicator(const CommConfig& cfg)
   };
   rankSeq("CHORUS_FAULT_CRASH_MIDSEND", &faultCrashRank_, &faultCrashSeq_);
   rankSeq("CHORUS_FAULT_STOP_BEFORE_SEND", &faultStopRank_, &faultStopSeq_);
+  faultStopResumeDelayMs_ = std::max(0, envIntOr("CHORUS_FAULT_STOP_RESUME_DELAY_MS", 0));
 }
 
 Status Communicator::init() {
@@ -568,6 +570,11 @@ void Communicator::postData(Op& op, int toRank, uint32_t block, const void* data
     LOG_WARN("fault injection: stopping (SIGSTOP) in operation " << op.key.toString()
                                                                  << " before its first data frame");
     ::raise(SIGSTOP);
+    if (faultStopResumeDelayMs_ > 0) {
+      LOG_WARN("fault injection: resumed; the caller goes on in " << faultStopResumeDelayMs_
+                                                                  << " ms");
+      std::this_thread::sleep_for(std::chrono::milliseconds(faultStopResumeDelayMs_));
+    }
   }
   auto it = links_.find(op.peers_[toRank]);
   if (it == links_.end() || it->second.streams.empty()) return;  // link lost: view change pending

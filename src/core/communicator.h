@@ -403,6 +403,10 @@ class Communicator final : public ProgressEngine::Client,
   // test sends SIGCONT after the others removed it.
   int faultStopRank_ = -1;
   uint64_t faultStopSeq_ = 0;
+  // CHORUS_FAULT_STOP_RESUME_DELAY_MS: after that SIGCONT the calling thread
+  // sleeps this long before going on, as a resumed process whose caller is
+  // scheduled late; its membership thread runs meanwhile.
+  int faultStopResumeDelayMs_ = 0;
   struct HeldEvent {
     TimePoint due;
     bool late;  // a commit or proposal held back (the rest only wait behind it)

@@ -99,6 +99,10 @@ struct Coordinator::Group {
   TimePoint recoveryDeadline;
   std::map<uint64_t, control::Register> claims;
   uint64_t maxEpoch = 0;
+  // Every member left or was removed (until a new view commits): a peer
+  // that claims membership now was removed while it was away, not a member
+  // of a job re-registering after this coordinator restarted.
+  bool ended = false;
   // Fault injection (CHORUS_FAULT_REPROPOSE_MS): when to propose the
   // committed view again, with every member alive (that long after each
   // commit).
@@ -316,6 +320,16 @@ void Coordinator::onRegister(const std::shared_ptr<Session>& s, const control::R
   };
   bool claimsMembership = reg.knownView.epoch > 0 || reg.hasReport;
 
+  if (claimsMembership && g.ended && !g.recovering) {
+    LOG_WARN("group '" << g.name << "': peer " << reg.peerId << " claims membership of epoch "
+                       << reg.knownView.epoch << " but the group ended at epoch " << g.maxEpoch
+                       << "; removing it");
+    removePeer(g, reg.peerId,
+               "not a member: group '" + g.name + "' ended at epoch " + std::to_string(g.maxEpoch) +
+                   " (its members left or were removed) while this peer was away");
+    return;
+  }
+
   if (claimsMembership && (g.recovering || (g.committed.epoch == 0 && !g.proposal))) {
     // We (re)started and a running job is re-registering: rebuild from claims.
     if (!g.recovering) {
@@ -478,6 +492,7 @@ void Coordinator::commit(Group& g) {
   c.endsUpdate = g.proposal->endsUpdate;
   c.decisions = decide(reports, g.committed, g.proposal->reason);
   g.committed = g.proposal->view;
+  g.ended = false;
   g.proposal.reset();
   if (faultReproposeMs_ > 0)
     g.faultReproposeAt = Clock::now() + std::chrono::milliseconds(faultReproposeMs_);
@@ -547,6 +562,7 @@ void Coordinator::membersLost(Group& g, const std::set<uint64_t>& lost, ViewReas
   if (!committedLost && g.proposal) r = g.proposal->reason;  // only joiners were lost
   if (next.members.empty()) {
     LOG_INFO("group '" << g.name << "': no members left");
+    g.ended = true;
     g.committed = View();
     g.proposal.reset();
     g.updateArrived.clear();
@@ -591,6 +607,7 @@ void Coordinator::checkUpdateBarrier(Group& g) {
     removePeer(g, id, "left the group");
   }
   if (next.members.empty()) {
+    g.ended = true;
     g.committed = View();
     return;
   }

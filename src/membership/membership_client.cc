@@ -263,17 +263,21 @@ void MembershipClient::dispatch(const control::Message& m) {
     case control::Type::kHeartbeatAck: {
       auto a = control::HeartbeatAck::decode(m.body);
       if (!a.isOk()) return;
-      if (!heartbeatsSent_.empty()) {
-        TimePoint until =
-            heartbeatsSent_.front() + std::chrono::milliseconds(failureTimeoutMs_ / 2);
-        heartbeatsSent_.pop_front();
-        if (until.time_since_epoch().count() > leaseUntil_.load(std::memory_order_relaxed))
-          leaseUntil_.store(until.time_since_epoch().count(), std::memory_order_relaxed);
-      }
       uint64_t known;
       {
         std::lock_guard<std::mutex> lk(claimsMu_);
         known = claims_.knownView.epoch;
+      }
+      if (!heartbeatsSent_.empty()) {
+        TimePoint until =
+            heartbeatsSent_.front() + std::chrono::milliseconds(failureTimeoutMs_ / 2);
+        heartbeatsSent_.pop_front();
+        // A lease only from a coordinator running the view we are in: one
+        // that is recovering (epoch 0) or has moved on may be answering a
+        // peer it no longer counts, or does not know yet, as a member.
+        if (known != 0 && a->epoch == known &&
+            until.time_since_epoch().count() > leaseUntil_.load(std::memory_order_relaxed))
+          leaseUntil_.store(until.time_since_epoch().count(), std::memory_order_relaxed);
       }
       // An acknowledgement of a heartbeat sent before the last reset, or
       // describing an older view, would resurrect consumed counts.
