@@ -23,7 +23,14 @@ std::string hostIdentity() {
   // topology, even when they share a kernel.
   char ns[64] = {0};
   ssize_t n = ::readlink("/proc/self/ns/net", ns, sizeof(ns) - 1);
-  return hostName() + "/" + boot + (n > 0 ? "/" + std::string(ns, static_cast<size_t>(n)) : "");
+  std::string id = hostName();
+  id += '/';
+  id += boot;
+  if (n > 0) {
+    id += '/';
+    id.append(ns, static_cast<size_t>(n));
+  }
+  return id;
 }
 
 uint64_t randomU64() {

@@ -68,8 +68,11 @@ class Writer {
   size_t size() const { return buf_.size(); }
 
  private:
+  // Not inlined: control messages only, and inlined into its callers GCC 12
+  // reported the resize as overflowing (-Wstringop-overflow, a false
+  // positive of its range tracking).
   template <typename F>
-  void grow(size_t n, F f) {
+  [[gnu::noinline]] void grow(size_t n, F f) {
     size_t at = buf_.size();
     buf_.resize(at + n);
     f(buf_.data() + at);

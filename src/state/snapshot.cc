@@ -108,7 +108,10 @@ int holderOf(const std::vector<Census>& all, uint64_t id, int i) {
 
 std::string indexList(const std::vector<int>& v) {
   std::string s;
-  for (int i : v) s += (s.empty() ? "" : ",") + std::to_string(i);
+  for (int i : v) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(i);
+  }
   return s.empty() ? "none" : s;
 }
 

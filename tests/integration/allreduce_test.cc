@@ -59,8 +59,9 @@ TEST(AllReduce, EachAlgorithmForcedOnItsOwn) {
       expectAllCasesAgree(w, 60);
       for (auto& p : w.procs)
         for (const auto& l : p->lines("CASE "))
-          if (l.find("parity") == std::string::npos)
+          if (l.find("parity") == std::string::npos) {
             EXPECT_NE(l.find(std::string("algo=") + algo), std::string::npos) << l;
+          }
     }
   }
 }

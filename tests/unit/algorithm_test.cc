@@ -315,8 +315,9 @@ TEST(Algorithm, BarrierCompletesOnlyWhenEveryoneArrived) {
       ASSERT_TRUE(tasks[m.to]->onRecv(m.from, m.block).isOk());
     }
     queue = held;
-    if (n > 1)
+    if (n > 1) {
       for (int r = 0; r < n; ++r) EXPECT_FALSE(tasks[r]->haveAll()) << "n=" << n << " rank " << r;
+    }
     ASSERT_TRUE(tasks[n - 1]->start().isOk());
     while (!queue.empty()) {
       Msg m = queue.front();

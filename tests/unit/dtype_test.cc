@@ -64,7 +64,9 @@ TEST(Dtype, Bf16MatchesReference) {
   }
   for (uint32_t b = 0; b < 65536; ++b) {
     float f = bf16ToFloat(static_cast<uint16_t>(b));
-    if (!std::isnan(f)) EXPECT_EQ(floatToBf16(f), b);
+    if (!std::isnan(f)) {
+      EXPECT_EQ(floatToBf16(f), b);
+    }
   }
 }
 

@@ -142,7 +142,9 @@ TEST(Manifest, EveryTruncationAndCorruptionIsRejectedCleanly) {
     auto bad = bytes;
     bad[i] ^= 0xff;
     auto r = Manifest::parse(bad.data(), bad.size());
-    if (r.isOk()) EXPECT_EQ(r.value().sections.size(), 2u);
+    if (r.isOk()) {
+      EXPECT_EQ(r.value().sections.size(), 2u);
+    }
   }
 }
 

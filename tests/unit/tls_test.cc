@@ -54,8 +54,11 @@ struct Pki {
              ca + "-ca.pem -CAkey " + d + "/" + ca + "-ca.key -CAcreateserial -out " + d + "/" +
              name + ".pem";
     };
-    std::string cmd =
-        "(" + make("job", "job") + " && " + make("other", "other") + ") >/dev/null 2>&1";
+    std::string cmd = "(";
+    cmd += make("job", "job");
+    cmd += " && ";
+    cmd += make("other", "other");
+    cmd += ") >/dev/null 2>&1";
     ok = std::system(cmd.c_str()) == 0;
   }
   ~Pki() { std::filesystem::remove_all(dir); }
