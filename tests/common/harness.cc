@@ -112,7 +112,14 @@ std::string Workers::dump() const {
   std::string s;
   for (size_t i = 0; i < procs.size(); ++i) {
     s += "----- worker " + std::to_string(i) + " -----\n";
-    if (procs[i]) s += procs[i]->output().substr(0, 20000);
+    if (!procs[i]) continue;
+    procs[i]->pump(0);  // what it wrote while the test waited on another
+    // The start (READY, the early operations) and the end (where it stopped).
+    const std::string& out = procs[i]->output();
+    if (out.size() <= 20000)
+      s += out;
+    else
+      s += out.substr(0, 2000) + "\n[...]\n" + out.substr(out.size() - 18000);
   }
   return s;
 }

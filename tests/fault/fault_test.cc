@@ -73,15 +73,18 @@ int checkUniform(const std::vector<Proc*>& survivors, long long maxOpMs) {
     common = std::min(common, ops.empty() ? -1 : ops.back().it);
   }
   std::map<int, std::vector<OpLine>> byIt;
-  for (Proc* p : survivors)
+  std::map<int, std::string> errors;  // the workers' ERROR lines, by iteration
+  for (Proc* p : survivors) {
     for (const OpLine& o : opLines(*p))
       if (o.it <= common) byIt[o.it].push_back(o);
+    for (const auto& l : p->lines("ERROR ")) errors[std::stoi(fields(l)["it"])] += "\n" + l;
+  }
   int failed = 0;
   for (const auto& [it, ops] : byIt) {
     EXPECT_EQ(ops.size(), survivors.size()) << "iteration " << it << " missing on some peer";
     for (const OpLine& o : ops) {
-      EXPECT_EQ(o.rc, ops[0].rc) << "non-uniform outcome at iteration " << it;
-      EXPECT_TRUE(o.rc == 0 || o.rc == 9) << "iteration " << it << " rc " << o.rc;
+      EXPECT_EQ(o.rc, ops[0].rc) << "non-uniform outcome at iteration " << it << errors[it];
+      EXPECT_TRUE(o.rc == 0 || o.rc == 9) << "iteration " << it << " rc " << o.rc << errors[it];
       EXPECT_FALSE(o.wrong) << "wrong result at iteration " << it;
       EXPECT_LE(o.us / 1000, maxOpMs) << "iteration " << it << " took " << o.us << " us";
       if (o.rc == 0) {
@@ -97,6 +100,18 @@ int checkUniform(const std::vector<Proc*>& survivors, long long maxOpMs) {
 // The end of a long output (a worker's last operations and log lines).
 std::string tail(const std::string& s, size_t n) {
   return s.size() > n ? s.substr(s.size() - n) : s;
+}
+
+// What a failure message needs from a worker's output: every line but its
+// successful operations (errors, log lines, failed operations), the last
+// 6,000 characters of them. The first characters of the output are only
+// READY and the early operations.
+std::string notable(const Proc& p) {
+  std::string out;
+  std::istringstream in(p.output());
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("OP ", 0) != 0 || line.find(" rc=0 ") == std::string::npos) out += line + "\n";
+  return tail(out, 6000);
 }
 
 std::vector<std::string> loopArgs(int iters, int count, int sleepMs = 0) {
@@ -162,7 +177,7 @@ void killDuringAllReduces(int n, int kills, unsigned seed,
   for (int i = 0; i < n; ++i) {
     if (killed.count(i)) continue;
     survivors.push_back(w.procs[i].get());
-    EXPECT_EQ(w.procs[i]->exitCode(), 0) << w.procs[i]->output().substr(0, 4000);
+    EXPECT_EQ(w.procs[i]->exitCode(), 0) << notable(*w.procs[i]);
   }
   int failed = checkUniform(survivors, 5000);
   EXPECT_LE(failed, kills) << "more failed operations than kills";
@@ -170,7 +185,7 @@ void killDuringAllReduces(int n, int kills, unsigned seed,
   for (Proc* p : survivors) {
     auto ops = opLines(*p);
     ASSERT_FALSE(ops.empty());
-    EXPECT_EQ(ops.back().contributors, n - kills) << p->output().substr(0, 2000);
+    EXPECT_EQ(ops.back().contributors, n - kills) << notable(*p);
   }
 }
 
@@ -341,7 +356,7 @@ TEST(Fault, PeerJoinsWhileOthersAllReduce) {
   w.procs.push_back(Proc::spawn(workerPath(), jargs));
   ASSERT_TRUE(w.waitAll(120000)) << w.dump();
   for (auto& p : w.procs) {
-    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    EXPECT_EQ(p->exitCode(), 0) << notable(*p);
     for (const OpLine& o : opLines(*p)) EXPECT_EQ(o.rc, 0) << "a join must not fail operations";
   }
   auto ready = w.procs[3]->lines("READY");
@@ -364,8 +379,7 @@ TEST(Fault, PeerJoinsWhileAnotherDies) {
   sleepMs(5);
   w.procs[2]->signal(SIGKILL);
   for (int i : {0, 1, 3}) ASSERT_TRUE(w.procs[i]->wait(120000)) << w.dump();
-  for (int i : {0, 1, 3})
-    EXPECT_EQ(w.procs[i]->exitCode(), 0) << w.procs[i]->output().substr(0, 4000);
+  for (int i : {0, 1, 3}) EXPECT_EQ(w.procs[i]->exitCode(), 0) << notable(*w.procs[i]);
   EXPECT_EQ(opLines(*w.procs[0]).back().contributors, 3) << w.dump();
   EXPECT_EQ(opLines(*w.procs[3]).back().contributors, 3) << w.dump();
   int failed = 0;
@@ -387,7 +401,7 @@ TEST(Fault, AnnouncedLeaveCausesNoErrorOnOthers) {
   }
   ASSERT_TRUE(w.waitAll(120000)) << w.dump();
   for (auto& p : w.procs) {
-    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    EXPECT_EQ(p->exitCode(), 0) << notable(*p);
     for (const OpLine& o : opLines(*p)) EXPECT_EQ(o.rc, 0);
   }
   EXPECT_EQ(w.procs[3]->lines("LEFT").size(), 1u) << w.procs[3]->output();
@@ -408,7 +422,7 @@ TEST(Fault, DestroyMidRunCausesNoErrorOnOthers) {
   }
   ASSERT_TRUE(w.waitAll(120000)) << w.dump();
   for (auto& p : w.procs) {
-    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    EXPECT_EQ(p->exitCode(), 0) << notable(*p);
     for (const OpLine& o : opLines(*p)) EXPECT_EQ(o.rc, 0) << "leave must not fail ops";
   }
   EXPECT_EQ(opLines(*w.procs[0]).back().contributors, 3);
@@ -430,7 +444,7 @@ TEST(Fault, EveryCollectiveWithAPeerKilledMidOperation) {
     std::vector<Proc*> survivors;
     for (int i : {0, 1, 3}) {
       ASSERT_TRUE(w.procs[i]->wait(180000)) << "survivor hung\n" << w.dump();
-      EXPECT_EQ(w.procs[i]->exitCode(), 0) << w.procs[i]->output().substr(0, 3000);
+      EXPECT_EQ(w.procs[i]->exitCode(), 0) << notable(*w.procs[i]);
       survivors.push_back(w.procs[i].get());
     }
     int failed = checkUniform(survivors, 5000);
@@ -466,7 +480,7 @@ TEST(Fault, PeerThatAppliesAViewChangeLateGetsEveryConfirmation) {
     ASSERT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
     std::vector<Proc*> stayed;
     for (auto& p : w.procs) {
-      EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+      EXPECT_EQ(p->exitCode(), 0) << notable(*p);
       if (p->lines("EXIT ").empty()) stayed.push_back(p.get());
     }
     ASSERT_EQ(stayed.size(), 3u) << w.dump();
@@ -474,7 +488,7 @@ TEST(Fault, PeerThatAppliesAViewChangeLateGetsEveryConfirmation) {
     EXPECT_EQ(checkUniform(stayed, 5000), 0);
     for (Proc* p : stayed) {
       auto ops = opLines(*p);
-      ASSERT_EQ(ops.size(), 300u) << p->output().substr(0, 4000);
+      ASSERT_EQ(ops.size(), 300u) << notable(*p);
       for (const OpLine& o : ops) EXPECT_EQ(o.rc, 0) << "iteration " << o.it;
       EXPECT_EQ(ops.back().contributors, 3);
     }
@@ -512,14 +526,14 @@ int sameViewReproposedWhileOneRuns(bool shm) {
         {shm ? "CHORUS_SHM=1" : "CHORUS_SHM=0", "CHORUS_FAULT_DELAY_PROPOSAL_MS=300",
          "CHORUS_FAULT_DELAY_COMMIT_RANKS=1", "CHORUS_LOG_LEVEL=info"});
     EXPECT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
-    for (auto& p : w.procs) EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
-    for (auto& p : w.procs) EXPECT_EQ(opLines(*p).size(), 2500u) << p->output().substr(0, 4000);
+    for (auto& p : w.procs) EXPECT_EQ(p->exitCode(), 0) << notable(*p);
+    for (auto& p : w.procs) EXPECT_EQ(opLines(*p).size(), 2500u) << notable(*p);
     // Ranks follow peer ids, not launch order.
     Proc* byRank[2] = {nullptr, nullptr};
     for (auto& p : w.procs) {
       auto ready = p->lines("READY ");
       if (ready.empty()) {
-        ADD_FAILURE() << p->output().substr(0, 2000);
+        ADD_FAILURE() << notable(*p);
         return exercised;
       }
       byRank[std::stoi(fields(ready[0])["rank"]) == 1 ? 1 : 0] = p.get();
@@ -598,10 +612,10 @@ TEST(Fault, MemberThatLostAnInputCompletesFromTheResultAnotherReturned) {
     byRank[r] = p.get();
   }
   ASSERT_TRUE(byRank[0] && byRank[1] && byRank[2]) << w.dump();
-  EXPECT_EQ(byRank[2]->exitCode(), 137) << byRank[2]->output().substr(0, 4000);
+  EXPECT_EQ(byRank[2]->exitCode(), 137) << notable(*byRank[2]);
   for (int r : {0, 1}) {
-    EXPECT_EQ(byRank[r]->exitCode(), 0) << byRank[r]->output().substr(0, 4000);
-    EXPECT_EQ(opLines(*byRank[r]).size(), 400u) << byRank[r]->output().substr(0, 4000);
+    EXPECT_EQ(byRank[r]->exitCode(), 0) << notable(*byRank[r]);
+    EXPECT_EQ(opLines(*byRank[r]).size(), 400u) << notable(*byRank[r]);
   }
   // The call rank 0 made next, while rank 1 still waited, may fail (rank 1
   // had not called it when the view changed); the one hit may not.
@@ -675,9 +689,9 @@ void stoppedAndRemovedMember(int resumeDelayMs) {
   sleepMs(3000);
   byRank[2]->signal(SIGCONT);
   EXPECT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
-  for (int r : {0, 1}) EXPECT_EQ(byRank[r]->exitCode(), 0) << byRank[r]->output().substr(0, 4000);
+  for (int r : {0, 1}) EXPECT_EQ(byRank[r]->exitCode(), 0) << notable(*byRank[r]);
   EXPECT_EQ(byRank[2]->exitCode(), 3) << "rank 2 was not told it was removed\n"
-                                      << byRank[2]->output().substr(0, 4000);
+                                      << notable(*byRank[2]);
   EXPECT_LE(checkUniform({byRank[0], byRank[1]}, 5000), 1) << w.dump();
   // Every call rank 2 returned as a success succeeded on the others too,
   // with the same bytes.
@@ -885,7 +899,7 @@ void killStreamsDuringAllReduces(const std::string& tls, int streams = 4) {
   long resent = 0;
   long long slowest = 0, typical = 0;
   for (auto& p : w.procs) {
-    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    EXPECT_EQ(p->exitCode(), 0) << notable(*p);
     auto ops = opLines(*p);
     EXPECT_EQ(ops.size(), 400u);
     slowest = std::max(slowest, expectEveryOpExactOnceInOneView(ops));
@@ -1035,7 +1049,7 @@ void stallStreamsDuringAllReduces(const std::string& tls, int streams = 4) {
   bool seen = false;
   long resent = 0;
   for (auto& p : w.procs) {
-    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    EXPECT_EQ(p->exitCode(), 0) << notable(*p);
     auto ops = opLines(*p);
     EXPECT_EQ(ops.size(), static_cast<size_t>(iters));
     expectEveryOpExactOnceInOneView(ops);
@@ -1093,7 +1107,7 @@ void oneWayStallDuringReduces() {
   }
   ASSERT_TRUE(w.waitAll(120000)) << w.dump();
   for (auto& p : w.procs) {
-    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    EXPECT_EQ(p->exitCode(), 0) << notable(*p);
     auto ops = opLines(*p);
     EXPECT_EQ(ops.size(), static_cast<size_t>(iters));
     expectEveryOpExactOnceInOneView(ops);
@@ -1338,7 +1352,7 @@ TEST(Fault, WholePoolKilledAtOnceIsDialledAgain) {
   // broke, and then always has one open.
   int relinked = 0;
   for (auto& p : w.procs) {
-    EXPECT_EQ(p->exitCode(), 0) << p->output().substr(0, 4000);
+    EXPECT_EQ(p->exitCode(), 0) << notable(*p);
     auto ops = opLines(*p);
     EXPECT_EQ(ops.size(), 300u);
     expectEveryOpExactOnceInOneView(ops);
@@ -1370,7 +1384,7 @@ TEST(Fault, OneStreamLinkWithRelinkOffBreaksAtOnce) {
   for (auto& p : w.procs) {
     EXPECT_EQ(p->output().find("no other stream is open"), std::string::npos)
         << "dialled again although CHORUS_RELINK_MS=0\n"
-        << p->output().substr(0, 4000);
+        << notable(*p);
   }
   w.procs[1 - removed]->signal(SIGKILL);
   w.waitAll(10000);
