@@ -493,7 +493,7 @@ bool Communicator::trivial(const algo::CollectiveArgs& a) const {
   }
 }
 
-void Communicator::startOp(Op* op) {
+void Communicator::startOp(Op* op, bool calledInEarlierView) {
   op->epoch = committed_.epoch;
   op->rank_ = myRank_;
   op->peers_.clear();
@@ -508,12 +508,30 @@ void Communicator::startOp(Op* op) {
   }
   if (op->rootPeer) {
     int r = committed_.rankOf(op->rootPeer);
-    if (r < 0) {
-      bool p2p = op->args.collective == algo::Collective::kSend ||
-                 op->args.collective == algo::Collective::kRecv;
-      finishOp(op, aborted(std::string(p2p ? "the partner" : "the root") + " (peer " +
-                           std::to_string(op->rootPeer) + ") of operation " + op->key.toString() +
-                           " left the view (now epoch " + std::to_string(committed_.epoch) + ")"));
+    const bool p2p = op->args.collective == algo::Collective::kSend ||
+                     op->args.collective == algo::Collective::kRecv;
+    // The root is the peer that held the given rank when the call was made.
+    // A call made while the view was changing named it in the old view; a
+    // member that called after the commit named the peer at that rank in
+    // the new one. They agree when that rank still holds the same peer; when
+    // it does not (the peer left, or ranks shifted), members may run the
+    // call with different roots. So it fails here, and the others are told
+    // (ABORT): a member that started it with another root cannot finish
+    // without our DONE, and would otherwise wait for its deadline.
+    const bool shifted =
+        calledInEarlierView && !p2p && op->args.rootPeerId == 0 && r != op->args.root;
+    if (r < 0 || shifted) {
+      Status st =
+          aborted(std::string(p2p ? "the partner" : "the root") + " (peer " +
+                  std::to_string(op->rootPeer) + ") of operation " + op->key.toString() +
+                  (r < 0 ? " left the view"
+                         : " moved from rank " + std::to_string(op->args.root) + " to rank " +
+                               std::to_string(r) + " while the call was made") +
+                  " (now epoch " + std::to_string(committed_.epoch) + "); retry in the new view");
+      if (p2p)
+        finishOp(op, st);  // the partner is the only other member involved
+      else
+        abortOpEverywhere(op, st);
       return;
     }
     op->args.root = r;
@@ -1857,7 +1875,7 @@ void Communicator::onCommit(const control::Commit& c) {
       finishOp(op, aborted("a peer was lost before operation " + op->key.toString() +
                            " started here; retry in the new view"));
     } else {
-      startOp(op);
+      startOp(op, /*calledInEarlierView=*/true);
     }
   }
   dropUnexpectedBefore(committed_.epoch);

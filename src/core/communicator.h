@@ -155,7 +155,9 @@ class Communicator final : public ProgressEngine::Client,
 
   // --- operations (engine lock held) ---
   Result<std::shared_ptr<OpResult>> submit(const algo::CollectiveArgs& args, uint64_t tag);
-  void startOp(Op* op);
+  // calledInEarlierView: queued while the view changed (its root was named
+  // in the old view).
+  void startOp(Op* op, bool calledInEarlierView = false);
   void checkOp(Op* op);
   // Whether op may return success before the other member's DONE: see
   // "Uniform outcome" in docs/ARCHITECTURE.md.
