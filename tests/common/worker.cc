@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,6 +67,9 @@ struct Opts {
   // a fault test's loop then outlasts its kills on a fast machine.
   int untilContributors = 0;
   int sleepRank = -1;  // >= 0: only that rank sleeps between iterations
+  // loop: "R:MS,...": rank R sleeps MS between iterations instead (its rank
+  // in the current view)
+  std::string rankSleepMs;
   int leaveAt = -1;
   int exitAt = -1;
   int exitRank = -1;  // loop: only the peer of this rank exits at --exit-at
@@ -916,6 +920,19 @@ int resolveRoot(chorusComm_t comm, const std::string& root) {
 int runLoop(chorusComm_t comm, const Opts& given) {
   Opts o = given;
   o.rootRank = resolveRoot(comm, o.root);
+  std::map<int, int> rankSleep;
+  for (size_t start = 0; start < o.rankSleepMs.size();) {
+    size_t comma = o.rankSleepMs.find(',', start);
+    std::string item = o.rankSleepMs.substr(start, comma - start);
+    size_t colon = item.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == item.size()) {
+      std::fprintf(stderr, "--rank-sleep-ms: '%s' is not RANK:MS\n", item.c_str());
+      return 2;
+    }
+    rankSleep[std::stoi(item.substr(0, colon))] = std::stoi(item.substr(colon + 1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
   int failures = 0;
   std::vector<float> in(o.count), out(o.count);
   const bool exits = o.exitAt >= 0 && (o.exitRank < 0 || rankOf(comm) == o.exitRank);
@@ -939,8 +956,10 @@ int runLoop(chorusComm_t comm, const Opts& given) {
     if (rc == chorusRemoved) return 3;
     if (wrong) return 4;
     if (rc != chorusSuccess && rc != chorusPeerLost) ++failures;
-    if (o.sleepMs && (o.sleepRank < 0 || rankOf(comm) == o.sleepRank))
-      std::this_thread::sleep_for(std::chrono::milliseconds(o.sleepMs));
+    int sleepMs = o.sleepRank < 0 || rankOf(comm) == o.sleepRank ? o.sleepMs : 0;
+    auto own = rankSleep.find(rankOf(comm));
+    if (own != rankSleep.end()) sleepMs = own->second;
+    if (sleepMs) std::this_thread::sleep_for(std::chrono::milliseconds(sleepMs));
   }
   return failures ? 1 : 0;
 }
@@ -1029,6 +1048,8 @@ int main(int argc, char** argv) {
                  "contributors");
   app.add_option("--sleep-rank", o.sleepRank,
                  "only this rank sleeps (the others wait in the call)");
+  app.add_option("--rank-sleep-ms", o.rankSleepMs,
+                 "loop: RANK:MS,... those ranks sleep MS between iterations instead");
   app.add_flag("--retry", o.retry);
   app.add_option("--leave-at", o.leaveAt);
   app.add_option("--exit-at", o.exitAt);

@@ -428,6 +428,55 @@ TEST(Fault, DestroyMidRunCausesNoErrorOnOthers) {
   EXPECT_EQ(opLines(*w.procs[0]).back().contributors, 3);
 }
 
+// A gather's root dies while every member is between calls, and the members
+// make the next call on either side of the view change: rank 1 while it is
+// in progress (it sleeps 600 ms; rank 2 takes the proposal 1.5 s late),
+// ranks 2 and 3 after the commit (they sleep 3 s). Rank 1 named the dead
+// root; ranks 2 and 3 the new rank 0 (rank 1). The call must fail on all
+// three at once: before, rank 1 failed it alone and the others waited for
+// their deadline (10 s here).
+TEST(Fault, RootedCallMadeOnBothSidesOfAViewChangeFailsEverywhere) {
+  TestCoordinator coord;
+  std::vector<std::string> args = {"--scenario",      "loop", "--iters",         "4",
+                                   "--count",         "1024", "--coll",          "gather",
+                                   "--sleep-ms",      "3000", "--op-timeout-ms", "10000",
+                                   "--rank-sleep-ms", "1:600"};
+  auto w = Workers::launch(4, coord.address(), "rootgone", args, "test-secret",
+                           {"CHORUS_FAULT_DELAY_PROPOSAL_MS=1500",
+                            "CHORUS_FAULT_DELAY_COMMIT_RANKS=2", "CHORUS_LOG_LEVEL=info"});
+  Proc* byRank[4] = {nullptr, nullptr, nullptr, nullptr};
+  for (auto& p : w.procs) {
+    ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
+    int r = std::stoi(fields(p->lines("READY ")[0])["rank"]);
+    ASSERT_TRUE(r >= 0 && r < 4) << w.dump();
+    byRank[r] = p.get();
+  }
+  ASSERT_TRUE(byRank[0] && byRank[1] && byRank[2] && byRank[3]) << w.dump();
+  // Right after the root's second call: everyone sleeps (rank 1 600 ms).
+  ASSERT_TRUE(byRank[0]->waitForLine("OP it=1 ", 30000)) << w.dump();
+  byRank[0]->signal(SIGKILL);
+  for (int r : {1, 2, 3}) {
+    ASSERT_TRUE(byRank[r]->wait(60000)) << "survivor hung\n" << w.dump();
+    EXPECT_EQ(byRank[r]->exitCode(), 0) << notable(*byRank[r]);
+  }
+  for (int r : {1, 2, 3}) {
+    bool seen = false;
+    for (const OpLine& o : opLines(*byRank[r])) {
+      if (o.it != 2) continue;
+      seen = true;
+      EXPECT_EQ(o.rc, 9) << "rank " << r << "\n" << notable(*byRank[r]);
+      EXPECT_LT(o.us, 3000000) << "rank " << r << " waited for the call to fail\n"
+                               << notable(*byRank[r]);
+    }
+    EXPECT_TRUE(seen) << notable(*byRank[r]);
+    EXPECT_EQ(opLines(*byRank[r]).back().rc, 0) << notable(*byRank[r]);
+    EXPECT_EQ(opLines(*byRank[r]).back().contributors, 3) << notable(*byRank[r]);
+  }
+  // The path this test is about: rank 1 queued the call with the dead root.
+  EXPECT_NE(byRank[1]->output().find("left the view (now epoch"), std::string::npos)
+      << notable(*byRank[1]);
+}
+
 TEST(Fault, EveryCollectiveWithAPeerKilledMidOperation) {
   // Each collective in a loop on 4 peers; one is killed while they run.
   // Survivors: one outcome per iteration, exact results, bounded time.
