@@ -449,6 +449,16 @@ Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArg
   // Ranks shift when the view changes; the root (or partner) is the peer
   // that held that rank when the call was made.
   if (rooted || p2p) op->rootPeer = committed_.members[args.root].peerId;
+  if (!rerunViews_.empty()) {
+    auto rerun = rerunViews_.find(key);
+    if (rerun != rerunViews_.end()) {
+      // Re-run by the others as named in the view they called it in.
+      const std::vector<uint64_t>& named = rerun->second;
+      if (rooted && given.rootPeerId == 0 && static_cast<size_t>(args.root) < named.size())
+        op->rootPeer = named[static_cast<size_t>(args.root)];
+      rerunViews_.erase(rerun);
+    }
+  }
   // The timeout starts at the first pass that reads the clock, microseconds
   // from now (a blocking call's first pass; the engine's for an
   // asynchronous one): a clock read here delayed every small call's data.
@@ -493,7 +503,7 @@ bool Communicator::trivial(const algo::CollectiveArgs& a) const {
   }
 }
 
-void Communicator::startOp(Op* op, bool calledInEarlierView) {
+void Communicator::startOp(Op* op, bool othersMayNameRootInNewView) {
   op->epoch = committed_.epoch;
   op->rank_ = myRank_;
   op->peers_.clear();
@@ -513,13 +523,14 @@ void Communicator::startOp(Op* op, bool calledInEarlierView) {
     // The root is the peer that held the given rank when the call was made.
     // A call made while the view was changing named it in the old view; a
     // member that called after the commit named the peer at that rank in
-    // the new one. They agree when that rank still holds the same peer; when
-    // it does not (the peer left, or ranks shifted), members may run the
-    // call with different roots. So it fails here, and the others are told
-    // (ABORT): a member that started it with another root cannot finish
-    // without our DONE, and would otherwise wait for its deadline.
+    // the new one (unless a re-run was decided: see onCommit). They agree
+    // when that rank still holds the same peer; when it does not (the peer
+    // left, or ranks shifted), members may run the call with different
+    // roots. So it fails here, and the others are told (ABORT): a member
+    // that started it with another root cannot finish without our DONE, and
+    // would otherwise wait for its deadline.
     const bool shifted =
-        calledInEarlierView && !p2p && op->args.rootPeerId == 0 && r != op->args.root;
+        othersMayNameRootInNewView && !p2p && op->args.rootPeerId == 0 && r != op->args.root;
     if (r < 0 || shifted) {
       Status st =
           aborted(std::string(p2p ? "the partner" : "the root") + " (peer " +
@@ -1856,13 +1867,21 @@ void Communicator::onCommit(const control::Commit& c) {
       }
     }
   }
-  // Failures decided for operations not called here yet: they fail when called.
+  // Decisions for operations not called here yet. A failure: they fail when
+  // called. A re-run: the others run them with the root they named in the
+  // old view, so a call made here names its root in that view too.
   for (const OpDecision& d : c.decisions.ops) {
     OpKey key{d.tag, d.seq};
-    if (d.decision != Decision::kFail || ops_.count(key)) continue;
+    if (d.decision == Decision::kSuccess || ops_.count(key)) continue;
     auto it = nextSeq_.find(d.tag);
     uint64_t next = it == nextSeq_.end() ? 0 : it->second;
-    if (d.seq >= next) failedKeys_[key] = Decision::kFail;
+    if (d.seq < next) continue;
+    if (d.decision == Decision::kFail) {
+      failedKeys_[key] = Decision::kFail;
+    } else {
+      std::vector<uint64_t>& ids = rerunViews_[key];
+      for (const Member& m : old.members) ids.push_back(m.peerId);
+    }
   }
   for (Op* op : all) {
     if (op->state != OpState::kQueued) continue;
@@ -1875,7 +1894,10 @@ void Communicator::onCommit(const control::Commit& c) {
       finishOp(op, aborted("a peer was lost before operation " + op->key.toString() +
                            " started here; retry in the new view"));
     } else {
-      startOp(op, /*calledInEarlierView=*/true);
+      // Without a decision the others may call it after the commit, naming
+      // its root in the new view; with a re-run they re-run it as named in
+      // the old one, as this call did.
+      startOp(op, /*othersMayNameRootInNewView=*/d == nullptr);
     }
   }
   dropUnexpectedBefore(committed_.epoch);
@@ -1884,6 +1906,7 @@ void Communicator::onCommit(const control::Commit& c) {
     // numbering their calls from zero, so everyone does.
     nextSeq_.clear();
     failedKeys_.clear();
+    rerunViews_.clear();
   }
   if (updateWaiting_ && c.endsUpdate) updateDone_ = true;
   publishClaims();

@@ -155,9 +155,9 @@ class Communicator final : public ProgressEngine::Client,
 
   // --- operations (engine lock held) ---
   Result<std::shared_ptr<OpResult>> submit(const algo::CollectiveArgs& args, uint64_t tag);
-  // calledInEarlierView: queued while the view changed (its root was named
-  // in the old view).
-  void startOp(Op* op, bool calledInEarlierView = false);
+  // othersMayNameRootInNewView: queued while the view changed (its root
+  // named in the old view) and no decision binds it.
+  void startOp(Op* op, bool othersMayNameRootInNewView = false);
   void checkOp(Op* op);
   // Whether op may return success before the other member's DONE: see
   // "Uniform outcome" in docs/ARCHITECTURE.md.
@@ -335,6 +335,9 @@ class Communicator final : public ProgressEngine::Client,
   // view changes for the members that stay.
   std::map<std::pair<uint64_t, uint64_t>, std::pair<double, double>> measured_;
   std::map<OpKey, Decision> failedKeys_;  // decided failures not yet called here
+  // Re-runs decided for calls not made here yet: the members of the view the
+  // others made them in (a rooted call names its root there).
+  std::map<OpKey, std::vector<uint64_t>> rerunViews_;
   // An operation that returned success here without every other member's
   // DONE, until those DONEs arrive: reported as succeeded if the view
   // changes first. A few at most (one per operation the others still have in
