@@ -114,6 +114,19 @@ std::string notable(const Proc& p) {
   return tail(out, 6000);
 }
 
+// The workers by the rank each printed in its READY line (waiting up to 30 s
+// for it); empty if one did not print it or two claimed the same rank.
+std::vector<Proc*> procsByRank(Workers& w) {
+  std::vector<Proc*> out(w.procs.size(), nullptr);
+  for (auto& p : w.procs) {
+    if (!p->waitForLine("READY ", 30000)) return {};
+    int r = std::stoi(fields(p->lines("READY ")[0])["rank"]);
+    if (r < 0 || r >= static_cast<int>(out.size()) || out[r]) return {};
+    out[r] = p.get();
+  }
+  return out;
+}
+
 std::vector<std::string> loopArgs(int iters, int count, int sleepMs = 0) {
   return {"--scenario",      "loop",
           "--iters",         std::to_string(iters),
@@ -444,14 +457,8 @@ TEST(Fault, RootedCallMadeOnBothSidesOfAViewChangeFailsEverywhere) {
   auto w = Workers::launch(4, coord.address(), "rootgone", args, "test-secret",
                            {"CHORUS_FAULT_DELAY_PROPOSAL_MS=1500",
                             "CHORUS_FAULT_DELAY_COMMIT_RANKS=2", "CHORUS_LOG_LEVEL=info"});
-  Proc* byRank[4] = {nullptr, nullptr, nullptr, nullptr};
-  for (auto& p : w.procs) {
-    ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
-    int r = std::stoi(fields(p->lines("READY ")[0])["rank"]);
-    ASSERT_TRUE(r >= 0 && r < 4) << w.dump();
-    byRank[r] = p.get();
-  }
-  ASSERT_TRUE(byRank[0] && byRank[1] && byRank[2] && byRank[3]) << w.dump();
+  auto byRank = procsByRank(w);
+  ASSERT_EQ(byRank.size(), 4u) << w.dump();
   // Right after the root's second call: everyone sleeps (rank 1 600 ms).
   ASSERT_TRUE(byRank[0]->waitForLine("OP it=1 ", 30000)) << w.dump();
   byRank[0]->signal(SIGKILL);
@@ -493,15 +500,8 @@ TEST(Fault, RerunAfterALeaveKeepsTheRootALateCallerNamed) {
   auto w = Workers::launch(4, coord.address(), "rerunroot", args, "test-secret",
                            {"CHORUS_LOG_LEVEL=info"});
   ASSERT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
-  Proc* byRank[4] = {nullptr, nullptr, nullptr, nullptr};
-  for (auto& p : w.procs) {
-    auto ready = p->lines("READY ");
-    ASSERT_FALSE(ready.empty()) << w.dump();
-    int r = std::stoi(fields(ready[0])["rank"]);
-    ASSERT_TRUE(r >= 0 && r < 4) << ready[0];
-    byRank[r] = p.get();
-  }
-  ASSERT_TRUE(byRank[0] && byRank[1] && byRank[2] && byRank[3]) << w.dump();
+  auto byRank = procsByRank(w);
+  ASSERT_EQ(byRank.size(), 4u) << w.dump();
   EXPECT_EQ(byRank[0]->lines("EXIT it=3").size(), 1u) << notable(*byRank[0]);
   for (int r : {1, 2, 3}) {
     EXPECT_EQ(byRank[r]->exitCode(), 0) << notable(*byRank[r]);
@@ -509,7 +509,9 @@ TEST(Fault, RerunAfterALeaveKeepsTheRootALateCallerNamed) {
     EXPECT_EQ(ops.size(), 5u) << notable(*byRank[r]);
     for (const OpLine& o : ops) {
       EXPECT_EQ(o.rc, 0) << "rank " << r << " call " << o.it << "\n" << notable(*byRank[r]);
-      if (o.it == 3) EXPECT_EQ(o.contributors, 3) << notable(*byRank[r]);
+      if (o.it == 3) {
+        EXPECT_EQ(o.contributors, 3) << notable(*byRank[r]);
+      }
     }
   }
   // The path this test is about: ranks 1 and 2 re-ran call 3 after the leave.
@@ -700,15 +702,8 @@ TEST(Fault, MemberThatLostAnInputCompletesFromTheResultAnotherReturned) {
       3, coord.address(), "lostinput", args, "test-secret",
       {"CHORUS_SHM=1", "CHORUS_FAULT_CRASH_MIDSEND=2:200", "CHORUS_LOG_LEVEL=info"});
   EXPECT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
-  Proc* byRank[3] = {nullptr, nullptr, nullptr};
-  for (auto& p : w.procs) {
-    auto ready = p->lines("READY ");
-    ASSERT_FALSE(ready.empty()) << w.dump();
-    int r = std::stoi(fields(ready[0])["rank"]);
-    ASSERT_TRUE(r >= 0 && r < 3) << ready[0];
-    byRank[r] = p.get();
-  }
-  ASSERT_TRUE(byRank[0] && byRank[1] && byRank[2]) << w.dump();
+  auto byRank = procsByRank(w);
+  ASSERT_EQ(byRank.size(), 3u) << w.dump();
   EXPECT_EQ(byRank[2]->exitCode(), 137) << notable(*byRank[2]);
   for (int r : {0, 1}) {
     EXPECT_EQ(byRank[r]->exitCode(), 0) << notable(*byRank[r]);
@@ -760,14 +755,8 @@ void stoppedAndRemovedMember(int resumeDelayMs) {
       {"CHORUS_SHM=1", "CHORUS_FAULT_STOP_BEFORE_SEND=2:200", "CHORUS_FAULT_DELAY_REMOVAL_MS=1000",
        "CHORUS_FAULT_STOP_RESUME_DELAY_MS=" + std::to_string(resumeDelayMs),
        "CHORUS_LOG_LEVEL=info"});
-  Proc* byRank[3] = {nullptr, nullptr, nullptr};
-  for (auto& p : w.procs) {
-    ASSERT_TRUE(p->waitForLine("READY ", 30000)) << w.dump();
-    int r = std::stoi(fields(p->lines("READY ")[0])["rank"]);
-    ASSERT_TRUE(r >= 0 && r < 3) << w.dump();
-    byRank[r] = p.get();
-  }
-  ASSERT_TRUE(byRank[0] && byRank[1] && byRank[2]) << w.dump();
+  auto byRank = procsByRank(w);
+  ASSERT_EQ(byRank.size(), 3u) << w.dump();
   // Wait until rank 2 stopped itself, give the others time to remove it
   // (1 s of silence, then the view change), and let it go on.
   auto stopped = [&] {
