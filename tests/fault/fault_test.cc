@@ -531,13 +531,16 @@ TEST(Fault, EveryCollectiveWithAPeerKilledMidOperation) {
     auto w = Workers::launch(4, coord.address(), std::string("killcoll_") + coll, args);
     for (auto& p : w.procs) ASSERT_TRUE(p->waitForLine("READY", 30000)) << w.dump();
     ASSERT_TRUE(w.procs[0]->waitForLine("OP it=", 20000, 50)) << w.dump();
-    // Rooted collectives lose their root (rank 0): members that called the
-    // next one on either side of the view change named different roots.
+    // Broadcast and gather lose their root (rank 0): members that called
+    // the next one on either side of the view change named different roots.
+    // Reduce and scatter lose rank 2 (never the root), the others whichever
+    // worker was launched third.
     const std::string c = coll;
-    const bool rooted = c == "broadcast" || c == "reduce" || c == "gather" || c == "scatter";
+    const bool killRoot = c == "broadcast" || c == "gather";
+    const bool killNonRoot = c == "reduce" || c == "scatter";
     int victim = 2;
-    for (int i = 0; rooted && i < 4; ++i)
-      if (w.procs[i]->lines("READY rank=0 ").size() == 1) victim = i;
+    for (int i = 0; (killRoot || killNonRoot) && i < 4; ++i)
+      if (w.procs[i]->lines(killRoot ? "READY rank=0 " : "READY rank=2 ").size() == 1) victim = i;
     w.procs[victim]->signal(SIGKILL);
     std::vector<Proc*> survivors;
     for (int i = 0; i < 4; ++i) {
