@@ -1878,8 +1878,9 @@ void Communicator::onCommit(const control::Commit& c) {
     if (d.seq < next) continue;
     if (d.decision == Decision::kFail) {
       failedKeys_[key] = Decision::kFail;
-    } else {
+    } else if (!(d.tag & kP2PTagBit)) {  // a p2p key already names both ends
       std::vector<uint64_t>& ids = rerunViews_[key];
+      ids.clear();
       for (const Member& m : old.members) ids.push_back(m.peerId);
     }
   }
