@@ -390,7 +390,17 @@ Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArg
   bool rooted = args.collective == Collective::kBroadcast ||
                 args.collective == Collective::kReduce || args.collective == Collective::kGather ||
                 args.collective == Collective::kScatter;
-  if ((rooted || p2p) && (args.root < 0 || args.root >= n))
+  // A call the others re-run after a graceful leave names its root in the
+  // view they made it in (see onCommit), where that rank may not exist now.
+  const std::vector<uint64_t>* rerunNamed = nullptr;
+  if (!rerunViews_.empty() && rooted && given.rootPeerId == 0) {
+    auto seq = nextSeq_.find(tag);
+    auto rerun = rerunViews_.find(OpKey{tag, seq == nextSeq_.end() ? 0 : seq->second});
+    if (rerun != rerunViews_.end() && args.root >= 0 &&
+        static_cast<size_t>(args.root) < rerun->second.size())
+      rerunNamed = &rerun->second;
+  }
+  if ((rooted || p2p) && (args.root < 0 || args.root >= n) && !rerunNamed)
     return invalidArgument(std::string(p2p ? "peer" : "root") + " rank " +
                            std::to_string(args.root) + " is not in the view (world size " +
                            std::to_string(n) + ")");
@@ -448,17 +458,11 @@ Result<std::shared_ptr<OpResult>> Communicator::submit(const algo::CollectiveArg
   Op* op = owned.get();
   // Ranks shift when the view changes; the root (or partner) is the peer
   // that held that rank when the call was made.
-  if (rooted || p2p) op->rootPeer = committed_.members[args.root].peerId;
-  if (!rerunViews_.empty()) {
-    auto rerun = rerunViews_.find(key);
-    if (rerun != rerunViews_.end()) {
-      // Re-run by the others as named in the view they called it in.
-      const std::vector<uint64_t>& named = rerun->second;
-      if (rooted && given.rootPeerId == 0 && static_cast<size_t>(args.root) < named.size())
-        op->rootPeer = named[static_cast<size_t>(args.root)];
-      rerunViews_.erase(rerun);
-    }
-  }
+  if (rerunNamed)
+    op->rootPeer = (*rerunNamed)[static_cast<size_t>(args.root)];
+  else if (rooted || p2p)
+    op->rootPeer = committed_.members[args.root].peerId;
+  if (!rerunViews_.empty()) rerunViews_.erase(key);  // after rerunNamed's last use
   // The timeout starts at the first pass that reads the clock, microseconds
   // from now (a blocking call's first pass; the engine's for an
   // asynchronous one): a clock read here delayed every small call's data.

@@ -484,39 +484,49 @@ TEST(Fault, RootedCallMadeOnBothSidesOfAViewChangeFailsEverywhere) {
       << notable(*byRank[1]);
 }
 
-// Rank 0 leaves (destroys its communicator) at call 3 of a gather whose
-// root is rank 2; ranks 1 and 2 already wait in that call, rank 3 sleeps
-// 2.5 s before making it. The view change decides a re-run: ranks 1 and 2
-// re-run it with the root they named (the peer that was rank 2, now rank
-// 1); rank 3 calls after the commit and must name the same peer, not the
-// new rank 2 (itself). Before, the members disagreed on the root and
-// failed the call everywhere ("peers disagree"); now it succeeds.
+// Rank 0 leaves (destroys its communicator) at call 3 of a gather rooted at
+// rank R; two of the others already wait in that call, the third (L) sleeps
+// 2.5 s before making it. The view change decides a re-run: the two re-run
+// it with the root they named (the peer that was rank R, now R - 1); L
+// calls after the commit and must name the same peer, not the new rank R.
+// Before, L named another peer (R = 2: itself) or, for R = 3, a rank the
+// new view lacks (an invalid argument), and the others timed out on that
+// call; now it succeeds with three contributors. (Call 3 is the last: with
+// R = 3 a later call would name a rank the new view lacks.)
 TEST(Fault, RerunAfterALeaveKeepsTheRootALateCallerNamed) {
-  TestCoordinator coord;
-  std::vector<std::string> args = {
-      "--scenario",  "loop",   "--iters",         "5",     "--count",         "1024",
-      "--coll",      "gather", "--root",          "2",     "--exit-at",       "3",
-      "--exit-rank", "0",      "--op-timeout-ms", "10000", "--rank-sleep-ms", "3:2500"};
-  auto w = Workers::launch(4, coord.address(), "rerunroot", args, "test-secret",
-                           {"CHORUS_LOG_LEVEL=info"});
-  ASSERT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
-  auto byRank = procsByRank(w);
-  ASSERT_EQ(byRank.size(), 4u) << w.dump();
-  EXPECT_EQ(byRank[0]->lines("EXIT it=3").size(), 1u) << notable(*byRank[0]);
-  for (int r : {1, 2, 3}) {
-    EXPECT_EQ(byRank[r]->exitCode(), 0) << notable(*byRank[r]);
-    auto ops = opLines(*byRank[r]);
-    EXPECT_EQ(ops.size(), 5u) << notable(*byRank[r]);
-    for (const OpLine& o : ops) {
-      EXPECT_EQ(o.rc, 0) << "rank " << r << " call " << o.it << "\n" << notable(*byRank[r]);
-      if (o.it == 3) {
-        EXPECT_EQ(o.contributors, 3) << notable(*byRank[r]);
+  for (auto [root, late] : {std::pair{2, 3}, std::pair{3, 2}}) {
+    SCOPED_TRACE("root " + std::to_string(root) + ", late caller " + std::to_string(late));
+    TestCoordinator coord;
+    std::vector<std::string> args = {"--scenario",      "loop",
+                                     "--iters",         "4",  // call 3 is the last
+                                     "--count",         "1024",
+                                     "--coll",          "gather",
+                                     "--root",          std::to_string(root),
+                                     "--exit-at",       "3",
+                                     "--exit-rank",     "0",
+                                     "--op-timeout-ms", "10000",
+                                     "--rank-sleep-ms", std::to_string(late) + ":2500"};
+    auto w = Workers::launch(4, coord.address(), "rerunroot" + std::to_string(root), args,
+                             "test-secret", {"CHORUS_LOG_LEVEL=info"});
+    ASSERT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
+    auto byRank = procsByRank(w);
+    ASSERT_EQ(byRank.size(), 4u) << w.dump();
+    EXPECT_EQ(byRank[0]->lines("EXIT it=3").size(), 1u) << notable(*byRank[0]);
+    for (int r : {1, 2, 3}) {
+      EXPECT_EQ(byRank[r]->exitCode(), 0) << notable(*byRank[r]);
+      auto ops = opLines(*byRank[r]);
+      EXPECT_EQ(ops.size(), 4u) << notable(*byRank[r]);
+      for (const OpLine& o : ops) {
+        EXPECT_EQ(o.rc, 0) << "rank " << r << " call " << o.it << "\n" << notable(*byRank[r]);
+        if (o.it == 3) {
+          EXPECT_EQ(o.contributors, 3) << notable(*byRank[r]);
+        }
       }
     }
+    // The path this test is about: the others re-ran call 3 after the leave.
+    EXPECT_NE(byRank[1]->output().find("committed epoch 2 (leave)"), std::string::npos)
+        << notable(*byRank[1]);
   }
-  // The path this test is about: ranks 1 and 2 re-ran call 3 after the leave.
-  EXPECT_NE(byRank[1]->output().find("committed epoch 2 (leave)"), std::string::npos)
-      << notable(*byRank[1]);
 }
 
 TEST(Fault, EveryCollectiveWithAPeerKilledMidOperation) {
