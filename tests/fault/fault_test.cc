@@ -454,9 +454,13 @@ TEST(Fault, RootedCallMadeOnBothSidesOfAViewChangeFailsEverywhere) {
                                    "--count",         "1024", "--coll",          "gather",
                                    "--sleep-ms",      "3000", "--op-timeout-ms", "10000",
                                    "--rank-sleep-ms", "1:600"};
-  auto w = Workers::launch(4, coord.address(), "rootgone", args, "test-secret",
-                           {"CHORUS_FAULT_DELAY_PROPOSAL_MS=1500",
-                            "CHORUS_FAULT_DELAY_COMMIT_RANKS=2", "CHORUS_LOG_LEVEL=info"});
+  auto w =
+      Workers::launch(4, coord.address(), "rootgone", args, "test-secret",
+                      // Calls 3 s apart: the stream stall check (3 s by
+                      // default) is not what this test is about; once in
+                      // ~12 loaded runs it reported a sleeping member.
+                      {"CHORUS_FAULT_DELAY_PROPOSAL_MS=1500", "CHORUS_FAULT_DELAY_COMMIT_RANKS=2",
+                       "CHORUS_STREAM_STALL_MS=30000", "CHORUS_LOG_LEVEL=info"});
   auto byRank = procsByRank(w);
   ASSERT_EQ(byRank.size(), 4u) << w.dump();
   // Right after the root's second call: everyone sleeps (rank 1 600 ms).
