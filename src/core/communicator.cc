@@ -1475,7 +1475,7 @@ void Communicator::checkStalls(TimePoint now) {
     uint32_t ms;
   };
   std::vector<Stalled> stalled;
-  std::unordered_map<transport::Connection*, TimePoint> seen;
+  std::unordered_map<transport::Connection*, StallLook> seen;
   for (auto& [peer, link] : links_) {
     for (size_t s = 0; s < link.streams.size(); ++s) {
       transport::Connection* c = link.streams[s].get();
@@ -1484,13 +1484,25 @@ void Communicator::checkStalls(TimePoint now) {
       if (ms < bound) continue;
       // Confirmed on a later look: a stream that starts sending after an
       // idle spell reads the whole spell until its first acknowledgement,
-      // one round trip later.
+      // one round trip (or a delayed ACK) later. The later look must see
+      // the same silence grown by the time between the looks: looks are
+      // taken only while operations run, and a member that sleeps longer
+      // than the bound between calls showed, on each call's first pass
+      // (its data just sent, the ACK not back yet), a fresh silence as
+      // long as its sleep; two such looks one call apart confirmed a
+      // stall, and its healthy peer was removed.
+      StallLook look{now, ms};
       auto it = stallSeen_.find(c);
-      TimePoint first = it == stallSeen_.end() ? now : it->second;
-      seen[c] = first;
+      if (it != stallSeen_.end()) {
+        const auto between = std::chrono::duration_cast<milliseconds>(now - it->second.at);
+        constexpr int64_t kSlackMs = 100;  // clock reads and jiffies
+        if (int64_t{ms} + kSlackMs >= int64_t{it->second.ms} + between.count())
+          look = it->second;  // the same silence, still going on
+      }
+      seen[c] = look;
       auto confirm = std::max<Clock::duration>(milliseconds(250),
                                                std::chrono::microseconds(2 * int64_t{c->rttUs()}));
-      if (now - first >= confirm) stalled.push_back({peer, s, ms});
+      if (now - look.at >= confirm) stalled.push_back({peer, s, ms});
     }
   }
   stallSeen_.swap(seen);

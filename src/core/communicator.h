@@ -371,9 +371,13 @@ class Communicator final : public ProgressEngine::Client,
   std::map<OpKey, std::vector<std::unique_ptr<Unexpected>>> unexpected_;
   size_t unexpectedBytes_ = 0;
   std::vector<uint8_t> abortBuf_;
-  // Stalled streams (checkStalls): when each was first seen unacknowledged
-  // past the bound, and when to look next.
-  std::unordered_map<transport::Connection*, TimePoint> stallSeen_;
+  // Stalled streams (checkStalls): the first look at each stream's current
+  // silence past the bound, and when to look next.
+  struct StallLook {
+    TimePoint at;
+    uint32_t ms;  // how long it had been silent then
+  };
+  std::unordered_map<transport::Connection*, StallLook> stallSeen_;
   TimePoint nextStallCheck_{};
   int relinking_ = 0;  // links with relinking set
   // Spinning while waiting, per view (applyViewPolicy), switched off while
