@@ -1423,6 +1423,14 @@ bool Communicator::progressPass(const int* readyFds, int nReady, bool spinning, 
                   " of its frames not yet sent)";
       } else {
         what += " (waiting for data: did every member call it with the same tag?)";
+        // No DONE went out from here, so no member that waits for DONEs
+        // can have finished it: tell them all, so they fail it too instead
+        // of one finishing it with success later (a member that calls late
+        // finds every input in its rings) or waiting for its own deadline.
+        if (op->state == OpState::kRunning) {
+          abortOpEverywhere(op, deadlineExceeded(what));
+          continue;
+        }
       }
       finishOp(op, deadlineExceeded(what));
     }

@@ -560,6 +560,47 @@ TEST(Fault, MembersSleepingLongerThanTheStallBoundBetweenCallsStay) {
   }
 }
 
+// A member that times out waiting for data tells the others, so all fail
+// the call alike. Rank 2 is alive but calls 3 s after ranks 0 and 1, whose
+// deadline is 1.5 s: their inputs are in its rings by then, and on shared
+// memory a small call does not wait for DONE, so rank 2 used to finish
+// the call with success where the others had returned chorusTimeout (over
+// TCP it waited for its own deadline). Now a member that times out waiting
+// for data sends ABORT, and rank 2 fails the call as soon as it makes it.
+void timedOutCallFailsEverywhere(bool shm) {
+  TestCoordinator coord;
+  std::vector<std::string> args = {"--scenario",      "loop", "--iters",         "2",
+                                   "--count",         "16",   "--sleep-ms",      "3000",
+                                   "--op-timeout-ms", "1500", "--rank-sleep-ms", "2:6000"};
+  auto w = Workers::launch(3, coord.address(), "timedout", args, "test-secret",
+                           {shm ? "CHORUS_SHM=1" : "CHORUS_SHM=0", "CHORUS_LOG_LEVEL=info"});
+  ASSERT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
+  auto byRank = procsByRank(w);
+  ASSERT_EQ(byRank.size(), 3u) << w.dump();
+  for (int r = 0; r < 3; ++r) {
+    auto ops = opLines(*byRank[r]);
+    ASSERT_EQ(ops.size(), 2u) << notable(*byRank[r]);
+    EXPECT_EQ(ops[0].rc, 0) << "rank " << r << "\n" << notable(*byRank[r]);
+    EXPECT_EQ(ops[1].rc, 8) << "rank " << r << ": call 1 did not time out\n" << notable(*byRank[r]);
+  }
+  // Rank 2 made the call after the others had failed it: it fails at once.
+  EXPECT_LT(opLines(*byRank[2])[1].us, 500000) << notable(*byRank[2]);
+  // ... because of the others' ABORT (ranks 0 and 1 called together and
+  // usually time out themselves within microseconds of each other).
+  EXPECT_NE(
+      byRank[2]->output().find("failed the operation: operation (tag 0, #1) did not complete"),
+      std::string::npos)
+      << notable(*byRank[2]);
+}
+
+TEST(Fault, TimedOutCallFailsEverywhereOnSharedMemory) {
+  timedOutCallFailsEverywhere(/*shm=*/true);
+}
+
+TEST(Fault, TimedOutCallFailsEverywhereOverTcp) {
+  timedOutCallFailsEverywhere(/*shm=*/false);
+}
+
 TEST(Fault, EveryCollectiveWithAPeerKilledMidOperation) {
   // Each collective in a loop on 4 peers; one is killed while they run.
   // Survivors: one outcome per iteration, exact results, bounded time.
