@@ -490,14 +490,15 @@ TEST(Fault, RootedCallMadeOnBothSidesOfAViewChangeFailsEverywhere) {
 }
 
 // Rank 0 leaves (destroys its communicator) at call 3 of a gather rooted at
-// rank R; two of the others already wait in that call, the third (L) sleeps
-// 2.5 s before making it. The view change decides a re-run: the two re-run
-// it with the root they named (the peer that was rank R, now R - 1); L
-// calls after the commit and must name the same peer, not the new rank R.
-// Before, L named another peer (R = 2: itself) or, for R = 3, a rank the
-// new view lacks (an invalid argument), and the others timed out on that
-// call; now it succeeds with three contributors. (Call 3 is the last: with
-// R = 3 a later call would name a rank the new view lacks.)
+// rank R, 500 ms after call 2; two of the others already wait in that call,
+// the third (L) sleeps 2.5 s before making it. (Without rank 0's pause, the
+// leave raced the two into call 3: beside CPU hogs both sometimes queued it
+// during the view change, and then all fail it once, as documented.) The view change decides a
+// re-run: the two re-run it with the root they named (the peer that was rank R, now R - 1); L calls
+// after the commit and must name the same peer, not the new rank R. Before, L named another peer (R
+// = 2: itself) or, for R = 3, a rank the new view lacks (an invalid argument), and the others timed
+// out on that call; now it succeeds with three contributors. (Call 3 is the last: with R = 3 a
+// later call would name a rank the new view lacks.)
 TEST(Fault, RerunAfterALeaveKeepsTheRootALateCallerNamed) {
   for (auto [root, late] : {std::pair{2, 3}, std::pair{3, 2}}) {
     SCOPED_TRACE("root " + std::to_string(root) + ", late caller " + std::to_string(late));
@@ -510,7 +511,7 @@ TEST(Fault, RerunAfterALeaveKeepsTheRootALateCallerNamed) {
                                      "--exit-at",       "3",
                                      "--exit-rank",     "0",
                                      "--op-timeout-ms", "10000",
-                                     "--rank-sleep-ms", std::to_string(late) + ":2500"};
+                                     "--rank-sleep-ms", "0:500," + std::to_string(late) + ":2500"};
     auto w = Workers::launch(4, coord.address(), "rerunroot" + std::to_string(root), args,
                              "test-secret", {"CHORUS_LOG_LEVEL=info"});
     ASSERT_TRUE(w.waitAll(60000)) << "a peer hung\n" << w.dump();
