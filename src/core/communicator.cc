@@ -1494,11 +1494,9 @@ void Communicator::checkStalls(TimePoint now) {
       // idle spell reads the whole spell until its first acknowledgement,
       // one round trip (or a delayed ACK) later. The later look must see
       // the same silence grown by the time between the looks: looks are
-      // taken only while operations run, and a member that sleeps longer
-      // than the bound between calls showed, on each call's first pass
-      // (its data just sent, the ACK not back yet), a fresh silence as
-      // long as its sleep; two such looks one call apart confirmed a
-      // stall, and its healthy peer was removed.
+      // taken only while operations run, so a member that sleeps past the
+      // bound between calls shows, on each call's first pass, a fresh
+      // silence as long as its sleep, and two such looks are not a stall.
       StallLook look{now, ms};
       auto it = stallSeen_.find(c);
       if (it != stallSeen_.end()) {

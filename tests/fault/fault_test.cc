@@ -135,6 +135,18 @@ std::vector<std::string> loopArgs(int iters, int count, int sleepMs = 0) {
           "--op-timeout-ms", "20000"};
 }
 
+// A gather loop (root 0, 1024 floats, 10 s deadline) whose members sleep
+// sleepMs between calls, the ranks in rankSleeps ("R:MS,...") their own.
+std::vector<std::string> gatherLoopArgs(int iters, int sleepMs, const std::string& rankSleeps) {
+  return {"--scenario",      "loop",
+          "--iters",         std::to_string(iters),
+          "--count",         "1024",
+          "--coll",          "gather",
+          "--sleep-ms",      std::to_string(sleepMs),
+          "--op-timeout-ms", "10000",
+          "--rank-sleep-ms", rankSleeps};
+}
+
 int freePort() {
   int s = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -450,10 +462,7 @@ TEST(Fault, DestroyMidRunCausesNoErrorOnOthers) {
 // their deadline (10 s here).
 TEST(Fault, RootedCallMadeOnBothSidesOfAViewChangeFailsEverywhere) {
   TestCoordinator coord;
-  std::vector<std::string> args = {"--scenario",      "loop", "--iters",         "4",
-                                   "--count",         "1024", "--coll",          "gather",
-                                   "--sleep-ms",      "3000", "--op-timeout-ms", "10000",
-                                   "--rank-sleep-ms", "1:900"};
+  std::vector<std::string> args = gatherLoopArgs(4, 3000, "1:900");
   auto w = Workers::launch(4, coord.address(), "rootgone", args, "test-secret",
                            {"CHORUS_FAULT_DELAY_PROPOSAL_MS=1500",
                             "CHORUS_FAULT_DELAY_COMMIT_RANKS=2", "CHORUS_LOG_LEVEL=info"});
@@ -542,10 +551,7 @@ TEST(Fault, RerunAfterALeaveKeepsTheRootALateCallerNamed) {
 // removed (10 of 11 runs). A later look must now see the same silence grown.
 TEST(Fault, MembersSleepingLongerThanTheStallBoundBetweenCallsStay) {
   TestCoordinator coord;
-  std::vector<std::string> args = {"--scenario",      "loop", "--iters",         "5",
-                                   "--count",         "1024", "--coll",          "gather",
-                                   "--sleep-ms",      "3500", "--op-timeout-ms", "10000",
-                                   "--rank-sleep-ms", "1:600"};
+  std::vector<std::string> args = gatherLoopArgs(5, 3500, "1:600");
   auto w = Workers::launch(4, coord.address(), "sleepers", args, "test-secret",
                            {"CHORUS_LOG_LEVEL=info"});
   ASSERT_TRUE(w.waitAll(90000)) << "a peer hung\n" << w.dump();
